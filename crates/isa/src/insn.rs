@@ -96,10 +96,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<Insn>, IsaError> {
     if bytes.len() % Insn::SIZE != 0 {
         return Err(IsaError::TruncatedBytes { len: bytes.len() });
     }
-    Ok(bytes
-        .chunks_exact(Insn::SIZE)
-        .map(|c| Insn::from_bytes(c.try_into().expect("chunk of 8")))
-        .collect())
+    Ok(bytes.chunks_exact(Insn::SIZE).map(|c| Insn::from_bytes(c.try_into().expect("chunk of 8"))).collect())
 }
 
 /// Concatenates instruction slots into bytes.

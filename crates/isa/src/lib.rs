@@ -18,8 +18,8 @@ pub mod validate;
 
 pub use insn::Insn;
 pub use instruction::{
-    AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Instruction, LoadImmKind, Operand,
-    PacketMode, Reg, Size, Width,
+    AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Instruction, LoadImmKind, Operand, PacketMode, Reg, Size,
+    Width,
 };
 pub use validate::{validate, ValidateOptions, Validated};
 

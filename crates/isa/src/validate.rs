@@ -45,8 +45,8 @@ pub fn validate(insns: &[Insn], opts: ValidateOptions) -> Result<Validated, IsaE
     let mut decoded = vec![None; n];
     let mut pc = 0;
     while pc < n {
-        let ins = Instruction::decode(&insns[pc..])
-            .map_err(|reason| IsaError::Invalid { pc, insn: insns[pc], reason })?;
+        let ins =
+            Instruction::decode(&insns[pc..]).map_err(|reason| IsaError::Invalid { pc, insn: insns[pc], reason })?;
         let slots = ins.slots();
         decoded[pc] = Some(ins);
         pc += slots;

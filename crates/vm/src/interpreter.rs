@@ -37,11 +37,7 @@ impl Stack {
     }
 
     fn region(&mut self) -> Region {
-        Region {
-            start: self.mem.as_mut_ptr() as u64,
-            len: (STACK_PER_FRAME * MAX_FRAMES) as u64,
-            writable: true,
-        }
+        Region { start: self.mem.as_mut_ptr() as u64, len: (STACK_PER_FRAME * MAX_FRAMES) as u64, writable: true }
     }
 }
 
@@ -110,15 +106,17 @@ impl<'a> Machine<'a> {
     }
 
     /// From a helper: requests a tail call to `prog` once the helper
-    /// returns. Fails (and the helper should return its error code) when
-    /// the run already made [`MAX_TAIL_CALLS`] tail calls.
-    pub fn request_tail_call(&mut self, prog: Arc<Program>) -> Result<(), ()> {
+    /// returns. Returns false (and the helper should return its error code,
+    /// execution continuing after the call) when the run already made
+    /// [`MAX_TAIL_CALLS`] tail calls.
+    #[must_use]
+    pub fn request_tail_call(&mut self, prog: Arc<Program>) -> bool {
         if self.tail_calls >= MAX_TAIL_CALLS {
-            return Err(());
+            return false;
         }
         self.tail_calls += 1;
         self.tail_call = Some(prog);
-        Ok(())
+        true
     }
 
     /// From a helper: calls the program's function at `func` (a value
@@ -220,11 +218,13 @@ impl<'a> Machine<'a> {
                 0x37 => {
                     let k = op.imm as u64;
                     d!(op) = if op.off == 1 {
-                        if k == 0 { 0 } else { (d!(op) as i64).wrapping_div(k as i64) as u64 }
-                    } else if k == 0 {
-                        0
+                        if k == 0 {
+                            0
+                        } else {
+                            (d!(op) as i64).wrapping_div(k as i64) as u64
+                        }
                     } else {
-                        d!(op) / k
+                        d!(op).checked_div(k).unwrap_or(0)
                     }
                 }
                 0x47 => d!(op) |= op.imm as u64,
@@ -235,11 +235,7 @@ impl<'a> Machine<'a> {
                 0x97 => {
                     let k = op.imm as u64;
                     if k != 0 {
-                        d!(op) = if op.off == 1 {
-                            (d!(op) as i64).wrapping_rem(k as i64) as u64
-                        } else {
-                            d!(op) % k
-                        }
+                        d!(op) = if op.off == 1 { (d!(op) as i64).wrapping_rem(k as i64) as u64 } else { d!(op) % k }
                     }
                 }
                 0xa7 => d!(op) ^= op.imm as u64,
@@ -393,9 +389,7 @@ impl<'a> Machine<'a> {
                     let wide = op.code == 0xdb;
                     let addr = d!(op).wrapping_add(op.off as i64 as u64);
                     let size = if wide { 8 } else { 4 };
-                    let Some(p) = self.mem.check(addr, size, true) else {
-                        fault_mem!(cur, addr, size as usize, true)
-                    };
+                    let Some(p) = self.mem.check(addr, size, true) else { fault_mem!(cur, addr, size as usize, true) };
                     if addr % size != 0 {
                         return Err(VmError::Misaligned { pc: cur, addr });
                     }
@@ -406,13 +400,12 @@ impl<'a> Machine<'a> {
                         crate::atomic::rmw64(unsafe { &*(p as *const core::sync::atomic::AtomicU64) }, op.imm, src, r0)
                     } else {
                         // SAFETY: in bounds, writable and 4-byte aligned.
-                        let (o, f) = crate::atomic::rmw32(
+                        crate::atomic::rmw32(
                             unsafe { &*(p as *const core::sync::atomic::AtomicU32) },
                             op.imm,
                             src as u32,
                             r0 as u32,
-                        );
-                        (o as u64, f)
+                        )
                     };
                     match fetch {
                         crate::atomic::Fetch::None => {}
@@ -438,7 +431,9 @@ impl<'a> Machine<'a> {
                         return Ok(0);
                     }
                     let addr = base + off as u64;
-                    let Some(p) = self.mem.check(addr, size, false) else { fault_mem!(cur, addr, size as usize, false) };
+                    let Some(p) = self.mem.check(addr, size, false) else {
+                        fault_mem!(cur, addr, size as usize, false)
+                    };
                     // SAFETY: checked above.
                     let v = unsafe {
                         match size {

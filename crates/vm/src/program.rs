@@ -116,7 +116,14 @@ impl Program {
         for (pc, ins) in v.decoded.iter().enumerate() {
             let Some(ins) = ins else { continue };
             let raw = insns[pc];
-            let mut op = Op { code: raw.code, dst: raw.dst(), src: raw.src(), _pad: 0, off: raw.off as i32, imm: raw.imm as i64 };
+            let mut op = Op {
+                code: raw.code,
+                dst: raw.dst(),
+                src: raw.src(),
+                _pad: 0,
+                off: raw.off as i32,
+                imm: raw.imm as i64,
+            };
             match *ins {
                 Instruction::LoadImm64 { kind, imm, next_imm, .. } => {
                     op.src = 0;

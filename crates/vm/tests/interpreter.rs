@@ -115,10 +115,7 @@ thread_local! {
 
 fn helper_tail_call(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
     let t = TARGET.with(|t| t.borrow().clone()).expect("target set");
-    Ok(match m.request_tail_call(t) {
-        Ok(()) => 0,
-        Err(()) => (-2i64) as u64,
-    })
+    Ok(if m.request_tail_call(t) { 0 } else { (-2i64) as u64 })
 }
 
 #[test]
@@ -146,8 +143,9 @@ fn tail_calls_replace_the_program_and_stop_after_33() {
 
 #[test]
 fn unknown_helpers_are_named_at_load() {
-    let e = Program::load(&[Insn::new(0x85, 0, 0, 0, 44), mov(0, 0), EXIT], &LoadOptions::new(Arc::new(Helpers::new())))
-        .unwrap_err();
+    let e =
+        Program::load(&[Insn::new(0x85, 0, 0, 0, 44), mov(0, 0), EXIT], &LoadOptions::new(Arc::new(Helpers::new())))
+            .unwrap_err();
     assert_eq!(e.to_string(), "instruction 0: helper xdp_adjust_head (#44) is not supported");
 }
 

@@ -1,0 +1,57 @@
+//! `uxdp conformance-plugin`: the bpf_conformance plugin protocol.
+//!
+//! The upstream runner starts the plugin once per test with the input
+//! memory as one hex argument (absent when empty) and, with `--elf`, the
+//! program as an ELF file; the program (or ELF) arrives as hex bytes on
+//! standard input. The plugin prints r0 in hex; on failure it exits
+//! non-zero with the error on standard error.
+
+use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+use uxdp_vm::{run_on_memory, Helpers, LoadOptions, Machine, Program, Stack, VmError};
+
+/// Arguments of `uxdp conformance-plugin`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Input memory as hex bytes (r1 points to it, r2 holds its length).
+    memory: Option<String>,
+    /// The program on standard input is an ELF object (section `.text` or `xdp`).
+    #[arg(long)]
+    elf: bool,
+    /// Print a disassembly of the program to standard error first.
+    #[arg(long)]
+    debug: bool,
+}
+
+/// The conformance suite's helper 5: returns its first argument (ubpf's
+/// "unwind" test helper, used by `call_unwind_fail` and `callx`).
+fn unwind(_m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(a[0])
+}
+
+/// Helpers available to conformance programs.
+pub fn conformance_helpers() -> Helpers {
+    let mut h = Helpers::new();
+    h.register(5, "unwind", unwind);
+    h
+}
+
+/// Runs `uxdp conformance-plugin`.
+pub fn run(a: Args) -> Result<()> {
+    let input = std::io::read_to_string(std::io::stdin()).context("reading the program from standard input")?;
+    let bytes = super::parse_hex_bytes(&input)?;
+    if a.elf {
+        bail!("--elf: ELF programs are not supported by this plugin yet; pass raw bytecode");
+    }
+    let insns = uxdp_isa::insn::parse_bytes(&bytes)?;
+    if a.debug {
+        eprint!("{}", uxdp_asm::disassemble_listing(&insns));
+    }
+    let mut mem = super::parse_hex_bytes(a.memory.as_deref().unwrap_or(""))?;
+    let mut opts = LoadOptions::new(Arc::new(conformance_helpers()));
+    opts.entry_regs = Some(0b110);
+    let prog = Program::load(&insns, &opts)?;
+    let r0 = run_on_memory(&prog, &mut mem, &mut Stack::new())?;
+    println!("{r0:x}");
+    Ok(())
+}

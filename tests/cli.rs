@@ -1,0 +1,65 @@
+//! The command line as a user drives it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn uxdp(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uxdp"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn uxdp");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_matches_what_tcpdump_reports_for_the_sample_capture() {
+    // `tcpdump -r samples/sample.pcap 'port 22' | wc -l` = 6, and 2 for the second filter.
+    let (ok, out, err) = uxdp(&["demo"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("port22: 6 of 13 packets match"), "{out}");
+    assert!(out.contains("ssh_payload: 2 of 13 packets match"), "{out}");
+}
+
+#[test]
+fn asm_then_disasm_round_trips_and_exec_runs() {
+    let src = "mov %r0, 1\nloop:\nlsh %r0, 1\njlt %r0, 1024, loop\nexit\n";
+    let (ok, hex, err) = uxdp(&["asm", "-"], Some(src));
+    assert!(ok, "{err}");
+    let (ok, text, err) = uxdp(&["disasm", "-"], Some(&hex));
+    assert!(ok, "{err}");
+    let (ok, hex2, _) = uxdp(&["asm", "-"], Some(&text));
+    assert!(ok);
+    assert_eq!(hex, hex2);
+    let (ok, r0, err) = uxdp(&["exec", "-"], Some(src));
+    assert!(ok, "{err}");
+    assert_eq!(r0.trim(), "0x400");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let (ok, _, err) = uxdp(&["exec", "-"], Some("mov %r0, 1\n"));
+    assert!(!ok);
+    assert!(err.contains("instruction 0: control falls off the end"), "{err}");
+    let (ok, _, err) = uxdp(&["exec", "-"], Some("ldxw %r0, [%r1+0]\nexit\n"));
+    assert!(!ok);
+    assert!(err.contains("instruction 0: load of 4 bytes"), "{err}");
+    let (ok, _, err) = uxdp(&["conformance-plugin"], Some("07 00 01 00 01 00 00 00 95 00 00 00 00 00 00 00"));
+    assert!(!ok);
+    assert!(err.contains("instruction 0") && err.contains("offset"), "{err}");
+    let (ok, _, err) = uxdp(&["disasm", "-"], Some("ff ff ff ff ff ff ff ff"));
+    assert!(!ok);
+    assert!(err.contains("unknown opcode 0xff"), "{err}");
+}
