@@ -22,11 +22,14 @@ pub const DEFAULT_BUDGET: u64 = 1 << 27;
 /// (allocate once per thread, not per packet).
 pub struct Stack {
     mem: Box<[u64; STACK_PER_FRAME * MAX_FRAMES / 8]>,
+    /// Return records of local calls, indexed by absolute call depth (so
+    /// nested callback runs share the array without overlapping).
+    frames: [Frame; MAX_FRAMES],
 }
 
 impl Default for Stack {
     fn default() -> Self {
-        Stack { mem: Box::new([0; STACK_PER_FRAME * MAX_FRAMES / 8]) }
+        Stack { mem: Box::new([0; STACK_PER_FRAME * MAX_FRAMES / 8]), frames: [Frame::EMPTY; MAX_FRAMES] }
     }
 }
 
@@ -60,6 +63,7 @@ pub struct Machine<'a> {
     tail_call: Option<Arc<Program>>,
     tail_calls: u32,
     held: Vec<Arc<Program>>,
+    frames: &'a mut [Frame; MAX_FRAMES],
 }
 
 impl<'a> Machine<'a> {
@@ -68,6 +72,7 @@ impl<'a> Machine<'a> {
         let mut mem = Memory::new(&prog.regions);
         let sr = stack.region();
         mem.push(sr);
+        let frames = &mut stack.frames;
         Machine {
             mem,
             env,
@@ -80,6 +85,7 @@ impl<'a> Machine<'a> {
             tail_call: None,
             tail_calls: 0,
             held: Vec::new(),
+            frames,
         }
     }
 
@@ -150,7 +156,6 @@ impl<'a> Machine<'a> {
         reg[10] = fp;
         let mut pc = entry;
         let base_depth = self.depth;
-        let mut frames: [Frame; MAX_FRAMES] = [Frame::EMPTY; MAX_FRAMES];
         let mut nframes = 0usize;
 
         macro_rules! d {
@@ -532,7 +537,8 @@ impl<'a> Machine<'a> {
                     if self.budget == 0 {
                         return Err(VmError::Budget { pc: cur });
                     }
-                    frames[nframes] = Frame { ret: pc, prog, saved: [reg[6], reg[7], reg[8], reg[9]], fp: reg[10] };
+                    self.frames[base_depth + nframes] =
+                        Frame { ret: pc, prog, saved: [reg[6], reg[7], reg[8], reg[9]], fp: reg[10] };
                     nframes += 1;
                     reg[10] -= STACK_PER_FRAME as u64;
                     pc = op.off as usize;
@@ -542,7 +548,7 @@ impl<'a> Machine<'a> {
                         return Ok(reg[0]);
                     }
                     nframes -= 1;
-                    let f = frames[nframes];
+                    let f = self.frames[base_depth + nframes];
                     pc = f.ret;
                     if !core::ptr::eq(f.prog, prog) {
                         // SAFETY: frames only hold the entry program or
@@ -563,7 +569,7 @@ impl<'a> Machine<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Frame {
+pub(crate) struct Frame {
     ret: usize,
     prog: *const Program,
     saved: [u64; 4],
