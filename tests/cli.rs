@@ -63,3 +63,27 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     assert!(!ok);
     assert!(err.contains("unknown opcode 0xff"), "{err}");
 }
+
+fn corpus(rel: &str) -> String {
+    format!("{}/../shared/corpus/objects/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn disasm_reads_elf_sections_and_names_missing_ones() {
+    let obj = corpus("linux-6.12/linux-selftests__xdp_dummy.o");
+    let (ok, out, err) = uxdp(&["disasm", "--listing", "--section", "xdp", &obj], None);
+    assert!(ok, "{err}");
+    assert_eq!(out, "0000: mov32 %r0, 2\n0001: exit\n");
+    let (ok, _, err) = uxdp(&["disasm", "--section", "nope", &obj], None);
+    assert!(!ok);
+    assert!(err.contains("no section \"nope\"") && err.contains("xdp"), "{err}");
+}
+
+#[test]
+fn conformance_plugin_accepts_elf_input() {
+    let bytes = std::fs::read(corpus("linux-6.12/linux-selftests__xdp_dummy.o")).unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x} ")).collect();
+    let (ok, out, err) = uxdp(&["conformance-plugin", "--elf"], Some(&hex));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "2");
+}

@@ -17,8 +17,11 @@ pub struct AsmArgs {
 /// Arguments of `uxdp disasm`.
 #[derive(clap::Args, Debug)]
 pub struct DisasmArgs {
-    /// Raw bytecode, hex text, or `-` for standard input.
+    /// Raw bytecode, hex text, an ELF object, or `-` for standard input.
     input: PathBuf,
+    /// ELF section to disassemble (default: the first executable section).
+    #[arg(long, short = 'j')]
+    section: Option<String>,
     /// Prefix every line with its instruction index (not re-assemblable).
     #[arg(long)]
     listing: bool,
@@ -48,7 +51,11 @@ pub fn assemble(a: AsmArgs) -> Result<()> {
 
 /// Runs `uxdp disasm`.
 pub fn disassemble(a: DisasmArgs) -> Result<()> {
-    let insns = super::read_program(&a.input)?;
+    let insns = if a.input.as_os_str() != "-" && super::is_elf(&std::fs::read(&a.input).unwrap_or_default()) {
+        super::elf_section(&std::fs::read(&a.input)?, a.section.as_deref())?
+    } else {
+        super::read_program(&a.input)?
+    };
     let text = if a.listing { uxdp_asm::disassemble_listing(&insns) } else { uxdp_asm::disassemble(&insns)? };
     print!("{text}");
     Ok(())

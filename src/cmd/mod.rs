@@ -31,6 +31,30 @@ pub fn parse_hex_bytes(text: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The bytes of section `name` (or of the first non-empty executable
+/// section when `None`) of an ELF object, as raw, unrelocated bytecode.
+pub fn elf_section(bytes: &[u8], name: Option<&str>) -> Result<Vec<Insn>> {
+    use object::{Object, ObjectSection, SectionKind};
+    let file = object::File::parse(bytes).context("not a valid ELF object")?;
+    let section = match name {
+        Some(n) => file.section_by_name(n).with_context(|| {
+            let names: Vec<String> = file.sections().filter_map(|s| s.name().ok().map(str::to_string)).collect();
+            format!("no section {n:?} (sections: {})", names.join(", "))
+        })?,
+        None => file
+            .sections()
+            .find(|s| s.kind() == SectionKind::Text && s.size() > 0)
+            .context("the object has no executable section")?,
+    };
+    let data = section.data().context("reading section data")?;
+    Ok(uxdp_isa::insn::parse_bytes(data)?)
+}
+
+/// Whether `bytes` start with the ELF magic.
+pub fn is_elf(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x7fELF")
+}
+
 /// Reads a program from a file: assembly (`.s`/`.asm` or text that is not
 /// hex), hex text, or raw little-endian bytecode.
 pub fn read_program(path: &Path) -> Result<Vec<Insn>> {

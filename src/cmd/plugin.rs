@@ -40,10 +40,16 @@ pub fn conformance_helpers() -> Helpers {
 pub fn run(a: Args) -> Result<()> {
     let input = std::io::read_to_string(std::io::stdin()).context("reading the program from standard input")?;
     let bytes = super::parse_hex_bytes(&input)?;
-    if a.elf {
-        bail!("--elf: ELF programs are not supported by this plugin yet; pass raw bytecode");
-    }
-    let insns = uxdp_isa::insn::parse_bytes(&bytes)?;
+    let insns = if a.elf {
+        // The runner writes one function `main` in section `.text` (or `xdp`).
+        if !super::is_elf(&bytes) {
+            bail!("--elf: standard input is not an ELF object");
+        }
+        let xdp = super::elf_section(&bytes, Some("xdp"));
+        xdp.or_else(|_| super::elf_section(&bytes, Some(".text")))?
+    } else {
+        uxdp_isa::insn::parse_bytes(&bytes)?
+    };
     if a.debug {
         eprint!("{}", uxdp_asm::disassemble_listing(&insns));
     }
