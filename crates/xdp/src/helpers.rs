@@ -1,0 +1,330 @@
+//! The helpers XDP programs may call, with the kernel's semantics and
+//! return codes. A program calling anything else fails to load with the
+//! helper's name and number.
+
+use crate::env::{env, Redirect};
+use uxdp_maps::Map;
+use uxdp_vm::{Helpers, Machine, VmError};
+
+const EINVAL: u64 = (-22i64) as u64;
+const ENOENT: u64 = (-2i64) as u64;
+const XDP_ABORTED: u64 = 0;
+const XDP_REDIRECT: u64 = 4;
+
+fn fault(m: &Machine<'_>, helper: &'static str, msg: impl Into<String>) -> VmError {
+    VmError::Helper { pc: m.pc(), helper, msg: msg.into() }
+}
+
+/// Resolves a map handle argument.
+fn map_arg(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<std::sync::Arc<dyn Map>, VmError> {
+    let pc = m.pc();
+    let e = env(m)?;
+    e.maps.get(handle).cloned().ok_or(VmError::Helper { pc, helper, msg: format!("{handle:#x} is not a map") })
+}
+
+/// Copies `len` bytes of program memory at `addr`.
+fn read_mem(m: &Machine<'_>, helper: &'static str, addr: u64, len: usize) -> Result<Vec<u8>, VmError> {
+    m.mem
+        .slice(addr, len as u64)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| fault(m, helper, format!("{len} bytes at {addr:#x} are not readable program memory")))
+}
+
+fn map_lookup_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "map_lookup_elem", a[0])?;
+    let key = read_mem(m, "map_lookup_elem", a[1], map.spec().key_size as usize)?;
+    let cpu = env(m)?.cpu;
+    // Map-in-map lookups yield the inner map's handle (a MapTable handle).
+    Ok(map.lookup(&key, cpu).map_or(0, |p| p as u64))
+}
+
+fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "map_update_elem", a[0])?;
+    let key = read_mem(m, "map_update_elem", a[1], map.spec().key_size as usize)?;
+    let value = read_mem(m, "map_update_elem", a[2], map.spec().value_size as usize)?;
+    let cpu = env(m)?.cpu;
+    Ok(match map.update(&key, &value, a[3], cpu) {
+        Ok(()) => 0,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+fn map_delete_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "map_delete_elem", a[0])?;
+    let key = read_mem(m, "map_delete_elem", a[1], map.spec().key_size as usize)?;
+    Ok(match map.delete(&key) {
+        Ok(()) => 0,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+fn map_push_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "map_push_elem", a[0])?;
+    let value = read_mem(m, "map_push_elem", a[1], map.spec().value_size as usize)?;
+    Ok(match map.push(&value, a[2]) {
+        Ok(()) => 0,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+fn pop_or_peek(m: &mut Machine<'_>, a: [u64; 5], helper: &'static str, pop: bool) -> Result<u64, VmError> {
+    let map = map_arg(m, helper, a[0])?;
+    let n = map.spec().value_size as usize;
+    let mut out = vec![0u8; n];
+    let r = if pop { map.pop(&mut out) } else { map.peek(&mut out) };
+    match r {
+        Ok(()) => {
+            let dst =
+                m.mem.slice_mut(a[1], n as u64).ok_or_else(|| fault(m, helper, "value buffer is not writable"))?;
+            dst.copy_from_slice(&out);
+            Ok(0)
+        }
+        Err(e) => Ok(e.helper_ret()),
+    }
+}
+
+fn map_pop_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    pop_or_peek(m, a, "map_pop_elem", true)
+}
+
+fn map_peek_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    pop_or_peek(m, a, "map_peek_elem", false)
+}
+
+fn clock(id: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn ktime_get_ns(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(clock(libc::CLOCK_MONOTONIC))
+}
+
+fn ktime_get_boot_ns(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(clock(libc::CLOCK_BOOTTIME))
+}
+
+fn ktime_get_coarse_ns(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(clock(libc::CLOCK_MONOTONIC_COARSE))
+}
+
+fn ktime_get_tai_ns(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(clock(libc::CLOCK_TAI))
+}
+
+/// The kernel's `jiffies_64` at CONFIG_HZ=250 (Debian's), counted from boot.
+fn jiffies64(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(clock(libc::CLOCK_BOOTTIME) / 4_000_000)
+}
+
+fn get_prandom_u32(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(env(m)?.next_random() as u64)
+}
+
+fn get_smp_processor_id(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(env(m)?.cpu as u64)
+}
+
+fn get_numa_node_id(_m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(0)
+}
+
+/// `bpf_trace_printk(fmt, fmt_size, a, b, c)`: formats like the kernel
+/// (`%d %i %u %x %X %ld %lu %lx %lld %llu %llx %p %c %%`) into the run's trace log.
+fn trace_printk(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let fmt = read_mem(m, "trace_printk", a[0], a[1] as usize)?;
+    let fmt = fmt.split(|&b| b == 0).next().unwrap_or(&[]);
+    let Ok(fmt) = std::str::from_utf8(fmt) else { return Ok(EINVAL) };
+    let args = [a[2], a[3], a[4]];
+    let mut out = String::new();
+    let mut n = 0;
+    let mut it = fmt.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut longs = 0;
+        while it.peek() == Some(&'l') {
+            it.next();
+            longs += 1;
+        }
+        let Some(conv) = it.next() else { return Ok(EINVAL) };
+        if conv == '%' {
+            out.push('%');
+            continue;
+        }
+        if n == 3 {
+            return Ok(EINVAL);
+        }
+        let v = args[n];
+        n += 1;
+        let v32 = longs == 0;
+        match conv {
+            'd' | 'i' => out += &if v32 { (v as i32).to_string() } else { (v as i64).to_string() },
+            'u' => out += &if v32 { (v as u32).to_string() } else { v.to_string() },
+            'x' => out += &if v32 { format!("{:x}", v as u32) } else { format!("{v:x}") },
+            'X' => out += &if v32 { format!("{:X}", v as u32) } else { format!("{v:X}") },
+            'p' => out += &format!("{v:#x}"),
+            'c' => out.push(v as u8 as char),
+            _ => return Ok(EINVAL),
+        }
+    }
+    let len = out.len() as u64;
+    env(m)?.trace.push(out.trim_end_matches('\n').to_string());
+    Ok(len)
+}
+
+/// `bpf_tail_call(ctx, prog_array, index)`.
+fn tail_call(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "tail_call", a[1])?;
+    let Some(pa) = map.as_prog_array() else { return Err(fault(m, "tail_call", "map is not a prog_array")) };
+    let Some(id) = pa.get(a[2] as u32) else { return Ok(ENOENT) };
+    let target = env(m)?.progs.progs.get((id as usize).wrapping_sub(1)).cloned().flatten();
+    match target {
+        Some(p) => Ok(if m.request_tail_call(p) { 0 } else { ENOENT }),
+        None => Ok(ENOENT),
+    }
+}
+
+fn redirect(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    if a[1] != 0 {
+        return Ok(XDP_ABORTED);
+    }
+    env(m)?.redirect = Some(Redirect::Ifindex(a[0] as u32));
+    Ok(XDP_REDIRECT)
+}
+
+const BPF_F_BROADCAST: u64 = 1 << 3;
+const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
+
+fn redirect_map(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "redirect_map", a[0])?;
+    let action_mask = 3u64;
+    let flag_mask = if map.as_devmap().is_some() || map.as_devmap_hash().is_some() {
+        BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS
+    } else {
+        0
+    };
+    let flags = a[2];
+    if flags & !(action_mask | flag_mask) != 0 {
+        return Ok(XDP_ABORTED);
+    }
+    let key = a[1] as u32;
+    let cpu = env(m)?.cpu;
+    let found = map.lookup(&key.to_le_bytes(), cpu).is_some();
+    let e = env(m)?;
+    if !found && flags & BPF_F_BROADCAST == 0 {
+        e.redirect = None;
+        return Ok(flags & action_mask);
+    }
+    let name = e.maps.names.get(a[0].wrapping_sub(crate::env::MAP_HANDLE_BASE) as usize).cloned().unwrap_or_default();
+    e.redirect = Some(Redirect::Map { map: name, key });
+    Ok(XDP_REDIRECT)
+}
+
+/// `bpf_csum_diff(from, from_size, to, to_size, seed)`: one's-complement
+/// sum of `~from` words and `to` words, as `csum_partial` computes it.
+fn csum_diff(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let (from_size, to_size) = (a[1] as u32 as usize, a[3] as u32 as usize);
+    if (from_size | to_size) & 3 != 0 || from_size + to_size > 512 {
+        return Ok(EINVAL);
+    }
+    let from = read_mem(m, "csum_diff", a[0], from_size)?;
+    let to = read_mem(m, "csum_diff", a[2], to_size)?;
+    let mut sum = a[4] as u32 as u64;
+    for w in from.chunks_exact(4) {
+        sum += !u32::from_le_bytes(w.try_into().expect("4")) as u64;
+    }
+    for w in to.chunks_exact(4) {
+        sum += u32::from_le_bytes(w.try_into().expect("4")) as u64;
+    }
+    while sum >> 32 != 0 {
+        sum = (sum & 0xffff_ffff) + (sum >> 32);
+    }
+    Ok(sum)
+}
+
+fn update_packet(m: &mut Machine<'_>, r: i64) -> Result<u64, VmError> {
+    let e = env(m)?;
+    e.sync_ctx();
+    let (slot, region) = (e.packet_slot, e.buff.packet_region());
+    m.mem.set(slot, region);
+    Ok(r as u64)
+}
+
+fn xdp_adjust_head(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let r = env(m)?.buff.adjust_head(a[1] as i32);
+    update_packet(m, r)
+}
+
+fn xdp_adjust_meta(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let r = env(m)?.buff.adjust_meta(a[1] as i32);
+    update_packet(m, r)
+}
+
+fn xdp_adjust_tail(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let r = env(m)?.buff.adjust_tail(a[1] as i32);
+    update_packet(m, r)
+}
+
+fn xdp_get_buff_len(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(env(m)?.buff.buff_len() as u64)
+}
+
+fn xdp_load_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let len = a[3] as u32 as u64;
+    let mut tmp = vec![0u8; len.min(0x1_0000) as usize];
+    let r = env(m)?.buff.load_bytes(a[1] as u32, if len > 0xffff { &mut tmp[..0] } else { &mut tmp });
+    let r = if len > 0xffff { -14 } else { r };
+    if r == 0 {
+        let dst = m
+            .mem
+            .slice_mut(a[2], len)
+            .ok_or_else(|| fault(m, "xdp_load_bytes", "buffer is not writable program memory"))?;
+        dst.copy_from_slice(&tmp);
+    }
+    Ok(r as u64)
+}
+
+fn xdp_store_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let len = a[3] as u32 as usize;
+    if len > 0xffff {
+        return Ok((-14i64) as u64);
+    }
+    let src = read_mem(m, "xdp_store_bytes", a[2], len)?;
+    Ok(env(m)?.buff.store_bytes(a[1] as u32, &src) as u64)
+}
+
+/// Registers every helper uxdp provides to XDP programs.
+pub fn xdp_helpers() -> Helpers {
+    let mut h = Helpers::new();
+    h.register(1, "map_lookup_elem", map_lookup_elem)
+        .register(2, "map_update_elem", map_update_elem)
+        .register(3, "map_delete_elem", map_delete_elem)
+        .register(5, "ktime_get_ns", ktime_get_ns)
+        .register(6, "trace_printk", trace_printk)
+        .register(7, "get_prandom_u32", get_prandom_u32)
+        .register(8, "get_smp_processor_id", get_smp_processor_id)
+        .register(12, "tail_call", tail_call)
+        .register(23, "redirect", redirect)
+        .register(28, "csum_diff", csum_diff)
+        .register(42, "get_numa_node_id", get_numa_node_id)
+        .register(44, "xdp_adjust_head", xdp_adjust_head)
+        .register(51, "redirect_map", redirect_map)
+        .register(54, "xdp_adjust_meta", xdp_adjust_meta)
+        .register(65, "xdp_adjust_tail", xdp_adjust_tail)
+        .register(87, "map_push_elem", map_push_elem)
+        .register(88, "map_pop_elem", map_pop_elem)
+        .register(89, "map_peek_elem", map_peek_elem)
+        .register(118, "jiffies64", jiffies64)
+        .register(125, "ktime_get_boot_ns", ktime_get_boot_ns)
+        .register(160, "ktime_get_coarse_ns", ktime_get_coarse_ns)
+        .register(188, "xdp_get_buff_len", xdp_get_buff_len)
+        .register(189, "xdp_load_bytes", xdp_load_bytes)
+        .register(190, "xdp_store_bytes", xdp_store_bytes)
+        .register(208, "ktime_get_tai_ns", ktime_get_tai_ns);
+    h
+}

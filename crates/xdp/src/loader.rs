@@ -1,0 +1,184 @@
+//! Turning a parsed object into runnable programs: maps created with their
+//! initial contents, `lddw` map references resolved, programs loaded with
+//! the XDP helpers, prog arrays and map-in-map initialised.
+
+use crate::env::{MapTable, ProgTable};
+use crate::helpers::xdp_helpers;
+use crate::XdpError;
+use std::sync::Arc;
+use uxdp_isa::LoadImmKind;
+use uxdp_maps::{Map, MapSpec};
+use uxdp_object::{InitTarget, Object, ProgramDef};
+use uxdp_vm::{Helpers, LoadOptions, Program, Region};
+
+/// A program of a loaded object.
+pub struct LoadedProgram {
+    /// Function name.
+    pub name: String,
+    /// ELF section.
+    pub section: String,
+    /// Whether it is an XDP program.
+    pub is_xdp: bool,
+    /// The loaded program, or why it could not be loaded.
+    pub program: Result<Arc<Program>, String>,
+    /// The definition it came from.
+    pub def: ProgramDef,
+}
+
+/// An object loaded into uxdp: maps plus programs.
+pub struct LoadedObject {
+    /// The maps, by index (the object's map order).
+    pub maps: Arc<MapTable>,
+    /// Tail-call targets (program id = index in `programs`).
+    pub prog_table: Arc<ProgTable>,
+    /// Every program of the object.
+    pub programs: Vec<LoadedProgram>,
+}
+
+impl LoadedObject {
+    /// Loads an object file.
+    pub fn from_file(path: &std::path::Path) -> Result<LoadedObject, XdpError> {
+        let bytes = std::fs::read(path).map_err(|e| XdpError::Io(format!("{}: {e}", path.display())))?;
+        let obj = Object::parse(&bytes).map_err(|e| XdpError::Object(format!("{}: {e}", path.display())))?;
+        LoadedObject::load(&obj)
+    }
+
+    /// Creates the maps and loads every program of `obj`.
+    pub fn load(obj: &Object) -> Result<LoadedObject, XdpError> {
+        let mut table = MapTable::default();
+        for def in &obj.maps {
+            let mut spec = MapSpec::new(uxdp_maps::MapType::Array, def.key_size, def.value_size, def.max_entries);
+            spec.map_type = def.map_type;
+            spec.flags = def.map_flags;
+            spec.nr_cpus = 1;
+            spec.name = def.name.clone();
+            let map = uxdp_maps::create(spec).map_err(|e| XdpError::Map(format!("map '{}': {e}", def.name)))?;
+            if let Some(data) = &def.initial_data {
+                if !data.is_empty() {
+                    map.update_user(&0u32.to_le_bytes(), data, 0)
+                        .map_err(|e| XdpError::Map(format!("initialising '{}': {e}", def.name)))?;
+                }
+            }
+            table.maps.push(map);
+            table.names.push(def.name.clone());
+        }
+        // map-in-map initialisers refer to other maps of the object by name
+        for (i, def) in obj.maps.iter().enumerate() {
+            for (idx, target) in &def.init_values {
+                if let InitTarget::Map(name) = target {
+                    let id = table.names.iter().position(|n| n == name).ok_or_else(|| {
+                        XdpError::Map(format!("map '{}' initialises slot {idx} with unknown map '{name}'", def.name))
+                    })?;
+                    let outer = &table.maps[i];
+                    let (id, handle) = (MapTable::id(id), MapTable::handle(id));
+                    let r = if let Some(a) = outer.as_array_of_maps() {
+                        a.set(*idx, id, handle, 0)
+                    } else if let Some(h) = outer.as_hash_of_maps() {
+                        h.set(&idx.to_le_bytes(), id, handle, 0)
+                    } else {
+                        return Err(XdpError::Map(format!(
+                            "map '{}' is not a map-in-map but names map '{name}'",
+                            def.name
+                        )));
+                    };
+                    r.map_err(|e| XdpError::Map(format!("initialising '{}': {e}", def.name)))?;
+                }
+            }
+        }
+        let mut regions = Vec::new();
+        for m in &table.maps {
+            let writable = m.program_writable();
+            regions.extend(m.value_regions().into_iter().map(|(start, len)| Region {
+                start: start as u64,
+                len: len as u64,
+                writable,
+            }));
+        }
+        let table = Arc::new(table);
+        let helpers = Arc::new(xdp_helpers());
+        let mut programs = Vec::new();
+        let mut prog_table = ProgTable::default();
+        for def in &obj.programs {
+            let program = load_program(def, &table, &helpers, &regions).map(Arc::new);
+            prog_table.progs.push(program.as_ref().ok().cloned());
+            programs.push(LoadedProgram {
+                name: def.name.clone(),
+                section: def.section.clone(),
+                is_xdp: def.kind.is_xdp(),
+                program,
+                def: def.clone(),
+            });
+        }
+        // prog arrays: `values` initialisers name entry programs
+        for (i, def) in obj.maps.iter().enumerate() {
+            for (idx, target) in &def.init_values {
+                if let InitTarget::Program(name) = target {
+                    let id = programs.iter().position(|p| &p.name == name).ok_or_else(|| {
+                        XdpError::Map(format!("prog array '{}' slot {idx} names unknown program '{name}'", def.name))
+                    })?;
+                    table.maps[i]
+                        .update_user(&idx.to_le_bytes(), &MapTable::id(id).to_le_bytes(), 0)
+                        .map_err(|e| XdpError::Map(format!("initialising '{}': {e}", def.name)))?;
+                }
+            }
+        }
+        Ok(LoadedObject { maps: table, prog_table: Arc::new(prog_table), programs })
+    }
+
+    /// Finds a program by name, or the first XDP program when `name` is `None`.
+    pub fn program(&self, name: Option<&str>) -> Result<&LoadedProgram, XdpError> {
+        match name {
+            Some(n) => self.programs.iter().find(|p| p.name == n || p.section == n).ok_or_else(|| {
+                XdpError::NoProgram(format!(
+                    "no program '{n}' in the object (programs: {})",
+                    self.programs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            }),
+            None => self
+                .programs
+                .iter()
+                .find(|p| p.is_xdp)
+                .ok_or_else(|| XdpError::NoProgram("the object has no XDP program".into())),
+        }
+    }
+
+    /// The XDP programs, in object order.
+    pub fn xdp_programs(&self) -> impl Iterator<Item = &LoadedProgram> {
+        self.programs.iter().filter(|p| p.is_xdp)
+    }
+}
+
+fn load_program(
+    def: &ProgramDef,
+    maps: &Arc<MapTable>,
+    helpers: &Arc<Helpers>,
+    regions: &[Region],
+) -> Result<Program, String> {
+    if let Some(k) = def.kfuncs.first() {
+        return Err(format!("instruction {}: kfunc {} is not supported", k.pc, k.name));
+    }
+    if let Some(k) = def.ksyms.first() {
+        return Err(format!("instruction {}: kernel symbol {} is not available in uxdp", k.pc, k.name));
+    }
+    let resolve = |kind: LoadImmKind, imm: i32, next: i32| -> Result<u64, String> {
+        let idx = imm as u32 as usize;
+        let map: &Arc<dyn Map> = maps.maps.get(idx).ok_or_else(|| format!("map index {idx} out of range"))?;
+        match kind {
+            LoadImmKind::MapIdx => Ok(MapTable::handle(idx)),
+            LoadImmKind::MapIdxValue => {
+                let base = map
+                    .lookup(&0u32.to_le_bytes(), 0)
+                    .ok_or_else(|| format!("map '{}' has no value to point into", maps.names[idx]))?;
+                if next < 0 || next as u32 >= map.spec().value_size {
+                    return Err(format!("offset {next} is outside map '{}'", maps.names[idx]));
+                }
+                Ok(base as u64 + next as u64)
+            }
+            other => Err(format!("lddw kind {} is not supported", other.keyword())),
+        }
+    };
+    let mut opts = LoadOptions::new(helpers.clone());
+    opts.resolve_imm = Some(&resolve);
+    opts.shared_regions = regions.to_vec();
+    Program::load(&def.insns, &opts).map_err(|e| e.to_string())
+}

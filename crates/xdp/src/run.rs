@@ -1,0 +1,211 @@
+//! Test runs (`BPF_PROG_TEST_RUN` semantics) and capture replay.
+
+use crate::buffer::XdpBuff;
+use crate::context::XdpMd;
+use crate::env::XdpEnv;
+use crate::loader::LoadedObject;
+use crate::XdpError;
+use std::time::Instant;
+use uxdp_vm::{Machine, Program, Region, Stack, VmError};
+
+/// The result of one test run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutput {
+    /// The program's return value (`retval`).
+    pub retval: u32,
+    /// Output packet: metadata, data, fragments (`data_out`).
+    pub data: Vec<u8>,
+    /// The context after the run (`ctx_out`), offsets relative to `data_meta`.
+    pub ctx: XdpMd,
+}
+
+/// Why a run produced no output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The kernel's test-run would refuse this input with this errno.
+    #[error("test run refused: errno {}", -errno)]
+    Refused {
+        /// Negative errno (e.g. -22).
+        errno: i64,
+    },
+    /// The program faulted (a kernel-verified program cannot).
+    #[error(transparent)]
+    Fault(#[from] VmError),
+}
+
+impl RunError {
+    /// The errno to report (`-EFAULT` for faults).
+    pub fn errno(&self) -> i64 {
+        match self {
+            RunError::Refused { errno } => *errno,
+            RunError::Fault(_) => -14,
+        }
+    }
+}
+
+/// Runs programs of one object over packets, reusing one frame and stack.
+pub struct Runner {
+    env: XdpEnv,
+    stack: Stack,
+}
+
+impl Runner {
+    /// A runner for the programs of `obj`.
+    pub fn new(obj: &LoadedObject) -> Result<Runner, XdpError> {
+        Ok(Runner { env: XdpEnv::new(XdpBuff::new()?, obj.maps.clone(), obj.prog_table.clone()), stack: Stack::new() })
+    }
+
+    /// The environment (trace log, redirect target of the last run).
+    pub fn env(&mut self) -> &mut XdpEnv {
+        &mut self.env
+    }
+
+    /// One test run of `prog` on `packet`, with an optional input context
+    /// (`--ctx-in`), exactly as `BPF_PROG_TEST_RUN` lays it out.
+    pub fn run(&mut self, prog: &Program, packet: &[u8], ctx_in: Option<&XdpMd>) -> Result<RunOutput, RunError> {
+        let (retval, _) = self.run_repeat(prog, packet, ctx_in, 1)?;
+        Ok(retval)
+    }
+
+    /// `repeat` runs (each on a fresh copy of the packet); returns the last
+    /// output and the average duration in ns.
+    pub fn run_repeat(
+        &mut self,
+        prog: &Program,
+        packet: &[u8],
+        ctx_in: Option<&XdpMd>,
+        repeat: u32,
+    ) -> Result<(RunOutput, u64), RunError> {
+        let metalen = match ctx_in {
+            None => 0,
+            Some(c) => {
+                if c.data_meta != 0
+                    || c.data_end as usize != packet.len()
+                    || c.data > c.data_end
+                    || c.egress_ifindex != 0
+                {
+                    return Err(RunError::Refused { errno: -22 });
+                }
+                if c.ingress_ifindex > 1 {
+                    return Err(RunError::Refused { errno: -19 });
+                }
+                if c.rx_queue_index != 0 {
+                    return Err(RunError::Refused { errno: -22 });
+                }
+                c.data as usize
+            }
+        };
+        let ifindex = ctx_in.map_or(1, |c| if c.ingress_ifindex == 0 { 1 } else { c.ingress_ifindex });
+        let repeat = repeat.max(1);
+        let mut retval = 0;
+        let start = Instant::now();
+        for _ in 0..repeat {
+            self.env.buff.load_test_packet(packet, metalen).map_err(|errno| RunError::Refused { errno })?;
+            self.env.redirect = None;
+            *self.env.ctx = XdpMd { ingress_ifindex: ifindex, ..XdpMd::default() };
+            self.env.sync_ctx();
+            let ctx_addr = self.env.ctx_addr();
+            let packet_region = self.env.buff.packet_region();
+            let mut m = Machine::new(prog, &mut self.stack, &mut self.env);
+            m.mem.push(Region { start: ctx_addr, len: XdpMd::SIZE as u64, writable: false });
+            let slot = m.mem.push(packet_region).expect("free region slot");
+            if let Some(e) = m.env.downcast_mut::<XdpEnv>() {
+                e.packet_slot = slot;
+            }
+            retval = m.run(ctx_addr)? as u32;
+        }
+        let ns = start.elapsed().as_nanos() as u64 / repeat as u64;
+        let b = &self.env.buff;
+        let ctx = XdpMd {
+            data: (b.data - b.meta) as u32,
+            data_end: (b.data_end - b.meta) as u32,
+            data_meta: 0,
+            ingress_ifindex: ifindex,
+            rx_queue_index: 0,
+            egress_ifindex: 0,
+        };
+        Ok((RunOutput { retval, data: b.output(), ctx }, ns))
+    }
+}
+
+/// FNV-1a 64-bit hashing, the digest of replay summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Folds bytes in.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// FNV-1a of one buffer.
+    pub fn of(bytes: &[u8]) -> u64 {
+        let mut h = Fnv::default();
+        h.update(bytes);
+        h.0
+    }
+}
+
+/// Per-program totals of a replay, printed in the kernel summaries' format.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Packets.
+    pub pkts: u64,
+    /// Runs that failed.
+    pub errors: u64,
+    /// Counts per action 0..=4.
+    pub actions: [u64; 5],
+    /// Other return values.
+    pub other: u64,
+    /// FNV-1a over (retval LE, output bytes) or `E` per packet.
+    pub digest: Fnv,
+}
+
+impl ReplaySummary {
+    /// Folds one run in.
+    pub fn add(&mut self, r: &Result<RunOutput, RunError>) {
+        self.pkts += 1;
+        match r {
+            Ok(o) => {
+                match o.retval {
+                    a @ 0..=4 => self.actions[a as usize] += 1,
+                    _ => self.other += 1,
+                }
+                self.digest.update(&o.retval.to_le_bytes());
+                self.digest.update(&o.data);
+            }
+            Err(_) => {
+                self.errors += 1;
+                self.digest.update(b"E");
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = &self.actions;
+        write!(
+            f,
+            "pkts={} errors={} ABORTED={} DROP={} PASS={} TX={} REDIRECT={} other={} digest={:016x}",
+            self.pkts, self.errors, a[0], a[1], a[2], a[3], a[4], self.other, self.digest.0
+        )
+    }
+}
+
+/// The `--per-packet` line of one replayed packet.
+pub fn per_packet_line(idx: usize, len_in: usize, r: &Result<RunOutput, RunError>) -> String {
+    match r {
+        Ok(o) => format!("{idx} {len_in} {} {} {:016x}", o.retval, o.data.len(), Fnv::of(&o.data)),
+        Err(e) => format!("{idx} {len_in} ERR {}", e.errno()),
+    }
+}
