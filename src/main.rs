@@ -27,9 +27,20 @@ enum Command {
     /// Plugin for the upstream bpf_conformance runner: program as hex on
     /// stdin, memory as a hex argument, r0 printed as hex.
     ConformancePlugin(cmd::plugin::Args),
+    /// Programs of clang-compiled objects: `uxdp prog run` (like `bpftool prog run`).
+    #[command(subcommand)]
+    Prog(cmd::prog::Cmd),
+    /// Replay a capture through XDP programs; per-program summaries comparable with the kernel's.
+    Replay(cmd::replay::Args),
+    /// Maps of clang-compiled objects: `uxdp map dump`.
+    #[command(subcommand)]
+    Map(cmd::map::Cmd),
 }
 
 fn main() {
+    // Like other Unix filters, end quietly when the reader of stdout goes away.
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
@@ -37,6 +48,9 @@ fn main() {
         Command::Disasm(a) => cmd::asm::disassemble(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::ConformancePlugin(a) => cmd::plugin::run(a),
+        Command::Prog(c) => cmd::prog::run(c),
+        Command::Replay(a) => cmd::replay::run(a),
+        Command::Map(c) => cmd::map::run(c),
     };
     if let Err(e) = result {
         eprintln!("uxdp: {e:#}");

@@ -3,7 +3,11 @@
 pub mod asm;
 pub mod demo;
 pub mod exec;
+pub mod map;
 pub mod plugin;
+pub mod prog;
+pub mod replay;
+pub mod xdp;
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;

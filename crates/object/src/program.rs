@@ -385,6 +385,17 @@ impl ProgramDef {
     pub fn effective_run_config(&self) -> RunConfig {
         self.run_config.unwrap_or_default()
     }
+
+    /// Whether the program runs on the XDP hook: its libbpf section says so,
+    /// or the section is unknown to libbpf and the iproute2-era rule
+    /// ([`ProgramKind::from_legacy_section`]) makes it XDP, as
+    /// `bpftool prog load ... type xdp` and `ip link set ... xdp` do.
+    pub fn runs_as_xdp(&self) -> bool {
+        match self.kind {
+            ProgramKind::Unspec => ProgramKind::from_legacy_section(&self.section).is_xdp(),
+            ref k => k.is_xdp(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ use uxdp_vm::{Machine, Program, VmError};
 /// them against the table.
 pub const MAP_HANDLE_BASE: u64 = 0xffff_e000_0000_0000;
 
+/// One (key, value) pair of a map dump, as user space sees them.
+pub type MapEntry = (Vec<u8>, Vec<u8>);
+
 /// The maps of a loaded object (and inner maps of map-in-map), by index.
 #[derive(Default)]
 pub struct MapTable {
@@ -38,6 +41,35 @@ impl MapTable {
     /// because 0 names nothing in the kernel's fd maps.
     pub fn id(index: usize) -> u32 {
         index as u32 + 1
+    }
+
+    /// Every (key, value) of map `index` as user space sees them
+    /// (`BPF_MAP_GET_NEXT_KEY` order); queue/stack maps and maps without
+    /// keys list nothing.
+    pub fn dump(&self, index: usize) -> Result<Vec<MapEntry>, uxdp_maps::MapError> {
+        let map = &self.maps[index];
+        let mut out = Vec::new();
+        if map.spec().key_size == 0 {
+            return Ok(out);
+        }
+        let mut key: Option<Vec<u8>> = None;
+        loop {
+            let next = match map.get_next_key(key.as_deref()) {
+                Ok(k) => k,
+                Err(uxdp_maps::MapError::NotFound) => break,
+                Err(e) => return Err(e),
+            };
+            match map.lookup_user(&next, 0) {
+                Ok(v) => out.push((next.clone(), v)),
+                Err(uxdp_maps::MapError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            key = Some(next);
+            if out.len() > map.spec().max_entries as usize {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Looks a map up by name.

@@ -4,7 +4,7 @@
 
 use crate::env::{env, Redirect};
 use uxdp_maps::Map;
-use uxdp_vm::{Helpers, Machine, VmError};
+use uxdp_vm::{Helpers, Machine, Region, VmError};
 
 const EINVAL: u64 = (-22i64) as u64;
 const ENOENT: u64 = (-2i64) as u64;
@@ -298,6 +298,186 @@ fn xdp_store_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     Ok(env(m)?.buff.store_bytes(a[1] as u32, &src) as u64)
 }
 
+const E2BIG: u64 = (-7i64) as u64;
+const EFAULT: u64 = (-14i64) as u64;
+
+/// `bpf_loop(nr_loops, callback, ctx, flags)`.
+fn bpf_loop(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    if a[3] != 0 {
+        return Ok(EINVAL);
+    }
+    let n = a[0] as u32 as u64;
+    if n > 1 << 23 {
+        return Ok(E2BIG);
+    }
+    for i in 0..n {
+        if m.call_function(a[1], [i, a[2], 0, 0, 0])? != 0 {
+            return Ok(i + 1);
+        }
+    }
+    Ok(n)
+}
+
+/// `bpf_for_each_map_elem(map, callback, ctx, flags)`: the callback gets
+/// (map, &key, &value, ctx); the key is a copy in a read-only region.
+fn for_each_map_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    if a[3] != 0 {
+        return Ok(EINVAL);
+    }
+    let map = map_arg(m, "for_each_map_elem", a[0])?;
+    let cpu = env(m)?.cpu;
+    let mut key_buf = vec![0u8; map.spec().key_size.max(1) as usize];
+    let slot =
+        m.mem.push(Region::of_slice(&key_buf)).ok_or_else(|| fault(m, "for_each_map_elem", "too many regions"))?;
+    let mut err = None;
+    let r = map.for_each(cpu, 0, &mut |key: &[u8], value: *mut u8| {
+        key_buf[..key.len()].copy_from_slice(key);
+        match m.call_function(a[1], [a[0], key_buf.as_ptr() as u64, value as u64, a[2], 0]) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => {
+                err = Some(e);
+                true
+            }
+        }
+    });
+    m.mem.set(slot, Region { start: 0, len: 0, writable: false });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(match r {
+        Ok(n) => n as u64,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+/// `bpf_map_lookup_percpu_elem(map, key, cpu)`.
+fn map_lookup_percpu_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "map_lookup_percpu_elem", a[0])?;
+    let key = read_mem(m, "map_lookup_percpu_elem", a[1], map.spec().key_size as usize)?;
+    Ok(map.lookup_percpu(&key, a[2] as u32).map_or(0, |p| p as u64))
+}
+
+/// `bpf_perf_event_output(ctx, map, flags, data, size)` with the XDP
+/// context: the `BPF_F_CTXLEN_MASK` bits of `flags` append that many
+/// packet bytes to the sample.
+fn perf_event_output(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    const CTXLEN_MASK: u64 = 0xf_ffff << 32;
+    const INDEX_MASK: u64 = 0xffff_ffff;
+    let flags = a[2];
+    if flags & !(CTXLEN_MASK | INDEX_MASK) != 0 {
+        return Ok(EINVAL);
+    }
+    let map = map_arg(m, "perf_event_output", a[1])?;
+    let Some(perf) = map.as_perf_event_array() else {
+        return Err(fault(m, "perf_event_output", "map is not a perf_event_array"));
+    };
+    let pkt_len = (flags & CTXLEN_MASK) >> 32;
+    let e = env(m)?;
+    if pkt_len > (e.buff.data_end - e.buff.data) as u64 {
+        return Ok(EFAULT);
+    }
+    let cpu = e.cpu;
+    let meta = read_mem(m, "perf_event_output", a[3], a[4] as usize)?;
+    let data = env(m)?.buff.data_addr();
+    let pkt = read_mem(m, "perf_event_output", data, pkt_len as usize)?;
+    Ok(match perf.output(flags & INDEX_MASK, cpu, &[&meta, &pkt]) {
+        Ok(()) => 0,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+fn ringbuf_arg<'m>(
+    m: &Machine<'_>,
+    map: &'m std::sync::Arc<dyn Map>,
+    helper: &'static str,
+) -> Result<&'m uxdp_maps::RingBuf, VmError> {
+    map.as_ringbuf().ok_or_else(|| fault(m, helper, "map is not a ringbuf"))
+}
+
+/// `bpf_ringbuf_output(ringbuf, data, size, flags)`.
+fn ringbuf_output(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "ringbuf_output", a[0])?;
+    let rb = ringbuf_arg(m, &map, "ringbuf_output")?;
+    let data = read_mem(m, "ringbuf_output", a[1], a[2] as usize)?;
+    Ok(match rb.output(&data, a[3]) {
+        Ok(()) => 0,
+        Err(e) => e.helper_ret(),
+    })
+}
+
+/// `bpf_ringbuf_reserve(ringbuf, size, flags)`: a pointer into the ring (a
+/// map value region) or NULL.
+fn ringbuf_reserve(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "ringbuf_reserve", a[0])?;
+    let rb = ringbuf_arg(m, &map, "ringbuf_reserve")?;
+    Ok(rb.reserve(a[1], a[2]).map_or(0, |p| p as u64))
+}
+
+/// The ring buffer of the object that holds the sample at `ptr`.
+fn ringbuf_of_sample(m: &mut Machine<'_>, helper: &'static str, ptr: u64) -> Result<std::sync::Arc<dyn Map>, VmError> {
+    let pc = m.pc();
+    let e = env(m)?;
+    e.maps
+        .maps
+        .iter()
+        .find(|map| {
+            map.as_ringbuf().is_some()
+                && map.value_regions().iter().any(|&(s, l)| ptr >= s as u64 && ptr < s as u64 + l as u64)
+        })
+        .cloned()
+        .ok_or(VmError::Helper { pc, helper, msg: format!("{ptr:#x} is not a reserved ring buffer sample") })
+}
+
+fn ringbuf_commit(m: &mut Machine<'_>, a: [u64; 5], helper: &'static str, submit: bool) -> Result<u64, VmError> {
+    let map = ringbuf_of_sample(m, helper, a[0])?;
+    let rb = ringbuf_arg(m, &map, helper)?;
+    let r = if submit { rb.submit(a[0] as *mut u8, a[1]) } else { rb.discard(a[0] as *mut u8, a[1]) };
+    r.map_err(|e| fault(m, helper, e.to_string()))?;
+    Ok(0)
+}
+
+fn ringbuf_submit(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    ringbuf_commit(m, a, "ringbuf_submit", true)
+}
+
+fn ringbuf_discard(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    ringbuf_commit(m, a, "ringbuf_discard", false)
+}
+
+/// `bpf_ringbuf_query(ringbuf, flags)`.
+fn ringbuf_query(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let map = map_arg(m, "ringbuf_query", a[0])?;
+    Ok(ringbuf_arg(m, &map, "ringbuf_query")?.query(a[1]))
+}
+
+/// The `bpf_spin_lock` at `addr`, checked to be an aligned word of map
+/// value memory the program may write.
+fn lock_word(m: &Machine<'_>, helper: &'static str, addr: u64) -> Result<*mut u8, VmError> {
+    if addr % 4 != 0 {
+        return Err(fault(m, helper, format!("lock {addr:#x} is not 4-byte aligned")));
+    }
+    let p = m
+        .mem
+        .slice_mut(addr, 4)
+        .ok_or_else(|| fault(m, helper, format!("lock {addr:#x} is not in writable map memory")))?;
+    Ok(p.as_mut_ptr())
+}
+
+fn spin_lock(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let p = lock_word(m, "spin_lock", a[0])?;
+    // SAFETY: an aligned word of live, writable program memory.
+    unsafe { uxdp_maps::spin_lock(p) };
+    Ok(0)
+}
+
+fn spin_unlock(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    let p = lock_word(m, "spin_unlock", a[0])?;
+    // SAFETY: as for spin_lock; the program holds the lock (the verifier's rule).
+    unsafe { uxdp_maps::spin_unlock(p) };
+    Ok(0)
+}
+
 /// Registers every helper uxdp provides to XDP programs.
 pub fn xdp_helpers() -> Helpers {
     let mut h = Helpers::new();
@@ -325,6 +505,25 @@ pub fn xdp_helpers() -> Helpers {
         .register(188, "xdp_get_buff_len", xdp_get_buff_len)
         .register(189, "xdp_load_bytes", xdp_load_bytes)
         .register(190, "xdp_store_bytes", xdp_store_bytes)
-        .register(208, "ktime_get_tai_ns", ktime_get_tai_ns);
+        .register(208, "ktime_get_tai_ns", ktime_get_tai_ns)
+        .register(25, "perf_event_output", perf_event_output)
+        .register(69, "fib_lookup", crate::netdev::fib_lookup)
+        .register(84, "sk_lookup_tcp", crate::netdev::sk_lookup)
+        .register(85, "sk_lookup_udp", crate::netdev::sk_lookup)
+        .register(86, "sk_release", crate::netdev::sk_release)
+        .register(93, "spin_lock", spin_lock)
+        .register(94, "spin_unlock", spin_unlock)
+        .register(99, "skc_lookup_tcp", crate::netdev::sk_lookup)
+        .register(100, "tcp_check_syncookie", crate::netdev::needs_socket)
+        .register(110, "tcp_gen_syncookie", crate::netdev::needs_socket)
+        .register(130, "ringbuf_output", ringbuf_output)
+        .register(131, "ringbuf_reserve", ringbuf_reserve)
+        .register(132, "ringbuf_submit", ringbuf_submit)
+        .register(133, "ringbuf_discard", ringbuf_discard)
+        .register(134, "ringbuf_query", ringbuf_query)
+        .register(163, "check_mtu", crate::netdev::check_mtu)
+        .register(164, "for_each_map_elem", for_each_map_elem)
+        .register(181, "loop", bpf_loop)
+        .register(195, "map_lookup_percpu_elem", map_lookup_percpu_elem);
     h
 }

@@ -13,13 +13,15 @@ pub mod env;
 pub mod frame;
 pub mod helpers;
 pub mod loader;
+pub mod netdev;
 pub mod run;
 
 pub use buffer::XdpBuff;
 pub use context::XdpMd;
+pub use env::ProgTable;
 pub use env::{MapTable, Redirect, XdpEnv};
-pub use loader::{LoadedObject, LoadedProgram};
-pub use run::{per_packet_line, Fnv, ReplaySummary, RunError, RunOutput, Runner};
+pub use loader::{LoadedObject, LoadedProgram, ObjectOptions};
+pub use run::{per_packet_line, Fnv, ReplaySummary, RunError, RunOutput, Runner, TestInput, SUMMARY_DIGEST_SEED};
 
 /// Errors of loading objects and setting up runs.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,23 @@ use crate::XdpError;
 use std::sync::Arc;
 use uxdp_isa::LoadImmKind;
 use uxdp_maps::{Map, MapSpec};
-use uxdp_object::{InitTarget, Object, ProgramDef};
+use uxdp_object::{InitTarget, Object, ProgramDef, ProgramKind, XdpAttach};
 use uxdp_vm::{Helpers, LoadOptions, Program, Region};
+
+const PERF_EVENT_ARRAY: u32 = 4;
+const RINGBUF: u32 = 27;
+
+/// What user space may change before an object's maps are created, as
+/// libbpf's `bpf_map__set_max_entries` does.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectOptions {
+    /// `max_entries` overrides by map name.
+    pub max_entries: Vec<(String, u32)>,
+    /// Size for every map declared with `max_entries` 0 and not named in
+    /// `max_entries` (perf event arrays excepted: they default to the number
+    /// of CPUs).
+    pub zero_max_entries: Option<u32>,
+}
 
 /// A program of a loaded object.
 pub struct LoadedProgram {
@@ -23,6 +38,18 @@ pub struct LoadedProgram {
     pub program: Result<Arc<Program>, String>,
     /// The definition it came from.
     pub def: ProgramDef,
+}
+
+impl LoadedProgram {
+    /// The errno with which the kernel's `BPF_PROG_TEST_RUN` refuses this
+    /// program, if it does: devmap and cpumap second-stage programs
+    /// (`xdp/devmap`, `xdp/cpumap`) only run after a redirect (`EINVAL`).
+    pub fn test_run_refusal(&self) -> Option<i64> {
+        match self.def.kind {
+            ProgramKind::Xdp { attach: XdpAttach::Devmap | XdpAttach::Cpumap, .. } => Some(-22),
+            _ => None,
+        }
+    }
 }
 
 /// An object loaded into uxdp: maps plus programs.
@@ -45,9 +72,32 @@ impl LoadedObject {
 
     /// Creates the maps and loads every program of `obj`.
     pub fn load(obj: &Object) -> Result<LoadedObject, XdpError> {
+        LoadedObject::load_with(obj, &ObjectOptions::default())
+    }
+
+    /// [`LoadedObject::load`] with options (map sizes set by "user space").
+    pub fn load_with(obj: &Object, opts: &ObjectOptions) -> Result<LoadedObject, XdpError> {
         let mut table = MapTable::default();
         for def in &obj.maps {
-            let mut spec = MapSpec::new(uxdp_maps::MapType::Array, def.key_size, def.value_size, def.max_entries);
+            let max_entries = opts.max_entries.iter().find(|(n, _)| *n == def.name).map(|&(_, v)| v).or(
+                match (def.max_entries, opts.zero_max_entries) {
+                    (0, Some(n)) if !matches!(def.map_type, PERF_EVENT_ARRAY | RINGBUF) => Some(n),
+                    _ => None,
+                },
+            );
+            let max_entries = match max_entries.unwrap_or(def.max_entries) {
+                // libbpf sizes perf event arrays to the number of CPUs (uxdp's model has one).
+                0 if def.map_type == PERF_EVENT_ARRAY => 1,
+                n => n,
+            };
+            if max_entries == 0 {
+                return Err(XdpError::Map(format!(
+                    "map '{}' is declared with max_entries 0: its loader sizes it at run time; give it a size \
+                     (--max-entries {}=N, or --zero-max-entries N for every such map)",
+                    def.name, def.name
+                )));
+            }
+            let mut spec = MapSpec::new(uxdp_maps::MapType::Array, def.key_size, def.value_size, max_entries);
             spec.map_type = def.map_type;
             spec.flags = def.map_flags;
             spec.nr_cpus = 1;
@@ -104,7 +154,7 @@ impl LoadedObject {
             programs.push(LoadedProgram {
                 name: def.name.clone(),
                 section: def.section.clone(),
-                is_xdp: def.kind.is_xdp(),
+                is_xdp: def.runs_as_xdp(),
                 program,
                 def: def.clone(),
             });

@@ -1,0 +1,135 @@
+//! Shared plumbing of the XDP subcommands: `OBJ[:PROG]` arguments, object
+//! loading, captures.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uxdp_vm::Program;
+use uxdp_xdp::{LoadedObject, ObjectOptions};
+
+/// An `OBJ[:PROG]` argument.
+#[derive(Clone, Debug)]
+pub struct ProgArg {
+    /// Object file.
+    pub object: PathBuf,
+    /// Program (function or section name); `None` means the object's XDP programs.
+    pub program: Option<String>,
+}
+
+impl std::str::FromStr for ProgArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // A path may itself contain ':'; only split when the whole string is
+        // not an existing file.
+        if !Path::new(s).exists() {
+            if let Some((obj, prog)) = s.rsplit_once(':') {
+                if !obj.is_empty() && !prog.is_empty() {
+                    return Ok(ProgArg { object: obj.into(), program: Some(prog.into()) });
+                }
+            }
+        }
+        Ok(ProgArg { object: s.into(), program: None })
+    }
+}
+
+impl std::fmt::Display for ProgArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.program {
+            Some(p) => write!(f, "{}:{p}", self.object.display()),
+            None => write!(f, "{}", self.object.display()),
+        }
+    }
+}
+
+/// A parsed object file, ready to be loaded (fresh maps) as often as needed.
+pub struct ObjectFile {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The parsed object.
+    pub object: uxdp_object::Object,
+}
+
+impl ObjectFile {
+    /// Reads and parses `path`.
+    pub fn open(path: &Path) -> Result<ObjectFile> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let object = uxdp_object::Object::parse(&bytes).with_context(|| format!("{}", path.display()))?;
+        Ok(ObjectFile { path: path.to_path_buf(), object })
+    }
+
+    /// Creates maps and loads the programs (every call gives fresh maps).
+    pub fn load(&self, opts: &LoadArgs) -> Result<LoadedObject> {
+        LoadedObject::load_with(&self.object, &opts.options()?).with_context(|| format!("{}", self.path.display()))
+    }
+
+    /// The program names `arg` selects: the named one, or every XDP program.
+    pub fn select(&self, program: Option<&str>) -> Result<Vec<String>> {
+        let progs = &self.object.programs;
+        match program {
+            Some(p) => match progs.iter().find(|d| d.name == p || d.section == p) {
+                Some(d) => Ok(vec![d.name.clone()]),
+                None => bail!(
+                    "{}: no program '{p}' (programs: {})",
+                    self.path.display(),
+                    progs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+            None => {
+                let names: Vec<String> = progs.iter().filter(|d| d.runs_as_xdp()).map(|d| d.name.clone()).collect();
+                if names.is_empty() {
+                    bail!("{}: the object has no XDP program", self.path.display());
+                }
+                Ok(names)
+            }
+        }
+    }
+}
+
+/// Options applied while an object is loaded, as its user-space loader would.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LoadArgs {
+    /// Size map NAME with N entries (libbpf's `bpf_map__set_max_entries`); repeatable.
+    #[arg(long = "max-entries", value_name = "NAME=N")]
+    max_entries: Vec<String>,
+    /// Size every map declared with `max_entries` 0 with N entries.
+    #[arg(long, value_name = "N")]
+    zero_max_entries: Option<u32>,
+}
+
+impl LoadArgs {
+    /// The loader options.
+    pub fn options(&self) -> Result<ObjectOptions> {
+        let mut o = ObjectOptions { zero_max_entries: self.zero_max_entries, ..ObjectOptions::default() };
+        for m in &self.max_entries {
+            let (name, n) = m.split_once('=').with_context(|| format!("--max-entries {m:?}: expected NAME=N"))?;
+            let n = n.parse().with_context(|| format!("--max-entries {m:?}: N is not a number"))?;
+            o.max_entries.push((name.to_string(), n));
+        }
+        Ok(o)
+    }
+}
+
+/// The runnable program `name` of a loaded object, or why it cannot run.
+pub fn runnable(obj: &LoadedObject, name: &str) -> Result<Arc<Program>> {
+    let p = obj.program(Some(name))?;
+    p.program.clone().map_err(|e| anyhow::anyhow!("program '{name}': {e}"))
+}
+
+/// Reads every packet of a pcap or pcapng capture.
+pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let pkts = uxdp_cbpf::capture::read_capture(path)?;
+    Ok(pkts.into_iter().map(|p| p.data).collect())
+}
+
+/// Formats bytes as lowercase hex, space separated.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
