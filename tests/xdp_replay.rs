@@ -132,7 +132,9 @@ fn kernel_run(path: &Path, name: &str, pkts: &[Vec<u8>]) -> Result<(Vec<String>,
     for (i, p) in pkts.iter().enumerate() {
         let r = match k.test_run_xdp(name, p, 1, None) {
             Ok(t) => Ok(uxdp_xdp::RunOutput { retval: t.retval, data: t.data_out, ctx: Default::default() }),
-            Err(e) => Err(uxdp_xdp::RunError::Refused { errno: e.errno().map_or(-1, |n| n.negated() as i64) }),
+            Err(e) => {
+                Err(uxdp_xdp::RunError::Refused { errno: e.errno().map_or(-1, |n| n.negated() as i64), why: "kernel" })
+            }
         };
         lines.push(per_packet_line(i, p.len(), &r));
     }

@@ -16,8 +16,10 @@ pub const XDP_FRAME_SIZE: usize = 40;
 pub const MAX_SKB_FRAGS: usize = 17;
 /// `ETH_HLEN`.
 pub const ETH_HLEN: usize = 14;
-/// Largest metadata area (`xdp_metalen_invalid`).
-pub const MAX_METALEN: usize = 32;
+/// Largest metadata `bpf_xdp_adjust_meta` accepts (Linux 6.18: 255 bytes,
+/// 4-byte multiples; older kernels allowed 32). The frame's headroom bounds
+/// it first: metadata cannot reach into the `xdp_frame` (216 bytes at most).
+pub const MAX_METALEN: usize = 255;
 /// Size of one fragment page.
 pub const FRAG_SIZE: usize = 4096;
 
@@ -52,7 +54,11 @@ impl XdpBuff {
     /// fragments (at most 17). Returns the kernel's errno on refusal
     /// (`EINVAL` below 14 bytes, `ENOMEM` for too many fragments).
     pub fn load_test_packet(&mut self, packet: &[u8], metalen: usize) -> Result<(), i64> {
-        if packet.len() < ETH_HLEN || metalen > MAX_METALEN || metalen % 4 != 0 || metalen > packet.len() {
+        if packet.len() < ETH_HLEN
+            || metalen > XDP_PACKET_HEADROOM - XDP_FRAME_SIZE
+            || metalen % 4 != 0
+            || metalen > packet.len()
+        {
             return Err(EINVAL);
         }
         let headroom = XDP_PACKET_HEADROOM - metalen;
@@ -291,9 +297,10 @@ mod tests {
         assert_eq!(b.adjust_head(-216), 0);
         assert_eq!(b.adjust_head(216 + 64 - 14 + 1), EINVAL, "less than ETH_HLEN left");
         assert_eq!(b.adjust_head(216), 0);
-        assert_eq!(b.adjust_meta(-36), EACCES, "metadata larger than 32");
+        assert_eq!(b.adjust_meta(-217), EINVAL, "metadata into the xdp_frame");
+        assert_eq!(b.adjust_meta(-216), 0, "216 bytes of metadata (Linux 6.18 allows up to 255)");
+        assert_eq!(b.adjust_meta(216 - 8), 0);
         assert_eq!(b.adjust_meta(-6), EACCES, "metadata not a multiple of 4");
-        assert_eq!(b.adjust_meta(-8), 0);
         assert_eq!(b.adjust_meta(12), EINVAL, "meta after data");
         assert_eq!(b.adjust_tail(-51), EINVAL);
         assert_eq!(b.adjust_tail(-50), 0);

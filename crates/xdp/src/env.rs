@@ -92,8 +92,8 @@ pub enum Redirect {
     Ifindex(u32),
     /// `bpf_redirect_map` to a devmap/cpumap/xskmap entry.
     Map {
-        /// Map name.
-        map: String,
+        /// Index of the map in the object's [`MapTable`].
+        map: usize,
         /// Key.
         key: u32,
     },
@@ -166,5 +166,5 @@ impl XdpEnv {
 /// The [`XdpEnv`] of a run, or a fault if the embedder passed another type.
 pub(crate) fn env<'m>(m: &'m mut Machine<'_>) -> Result<&'m mut XdpEnv, VmError> {
     let pc = m.pc();
-    m.env.downcast_mut::<XdpEnv>().ok_or(VmError::Helper { pc, helper: "xdp", msg: "not an XDP run".into() })
+    m.env.downcast_mut::<XdpEnv>().ok_or_else(|| VmError::Helper { pc, helper: "xdp", msg: "not an XDP run".into() })
 }

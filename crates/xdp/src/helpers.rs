@@ -19,7 +19,15 @@ fn fault(m: &Machine<'_>, helper: &'static str, msg: impl Into<String>) -> VmErr
 fn map_arg(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<std::sync::Arc<dyn Map>, VmError> {
     let pc = m.pc();
     let e = env(m)?;
-    e.maps.get(handle).cloned().ok_or(VmError::Helper { pc, helper, msg: format!("{handle:#x} is not a map") })
+    e.maps.get(handle).cloned().ok_or_else(|| VmError::Helper { pc, helper, msg: format!("{handle:#x} is not a map") })
+}
+
+/// Borrows `len` bytes of program memory at `addr` (no copy).
+#[inline]
+fn mem<'m>(m: &'m Machine<'_>, helper: &'static str, addr: u64, len: usize) -> Result<&'m [u8], VmError> {
+    m.mem
+        .slice(addr, len as u64)
+        .ok_or_else(|| fault(m, helper, format!("{len} bytes at {addr:#x} are not readable program memory")))
 }
 
 /// Copies `len` bytes of program memory at `addr`.
@@ -32,18 +40,18 @@ fn read_mem(m: &Machine<'_>, helper: &'static str, addr: u64, len: usize) -> Res
 
 fn map_lookup_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let map = map_arg(m, "map_lookup_elem", a[0])?;
-    let key = read_mem(m, "map_lookup_elem", a[1], map.spec().key_size as usize)?;
     let cpu = env(m)?.cpu;
+    let key = mem(m, "map_lookup_elem", a[1], map.spec().key_size as usize)?;
     // Map-in-map lookups yield the inner map's handle (a MapTable handle).
-    Ok(map.lookup(&key, cpu).map_or(0, |p| p as u64))
+    Ok(map.lookup(key, cpu).map_or(0, |p| p as u64))
 }
 
 fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let map = map_arg(m, "map_update_elem", a[0])?;
-    let key = read_mem(m, "map_update_elem", a[1], map.spec().key_size as usize)?;
-    let value = read_mem(m, "map_update_elem", a[2], map.spec().value_size as usize)?;
     let cpu = env(m)?.cpu;
-    Ok(match map.update(&key, &value, a[3], cpu) {
+    let key = mem(m, "map_update_elem", a[1], map.spec().key_size as usize)?;
+    let value = mem(m, "map_update_elem", a[2], map.spec().value_size as usize)?;
+    Ok(match map.update(key, value, a[3], cpu) {
         Ok(()) => 0,
         Err(e) => e.helper_ret(),
     })
@@ -51,8 +59,8 @@ fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 
 fn map_delete_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let map = map_arg(m, "map_delete_elem", a[0])?;
-    let key = read_mem(m, "map_delete_elem", a[1], map.spec().key_size as usize)?;
-    Ok(match map.delete(&key) {
+    let key = mem(m, "map_delete_elem", a[1], map.spec().key_size as usize)?;
+    Ok(match map.delete(key) {
         Ok(()) => 0,
         Err(e) => e.helper_ret(),
     })
@@ -220,8 +228,8 @@ fn redirect_map(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
         e.redirect = None;
         return Ok(flags & action_mask);
     }
-    let name = e.maps.names.get(a[0].wrapping_sub(crate::env::MAP_HANDLE_BASE) as usize).cloned().unwrap_or_default();
-    e.redirect = Some(Redirect::Map { map: name, key });
+    let map = a[0].wrapping_sub(crate::env::MAP_HANDLE_BASE) as usize;
+    e.redirect = Some(Redirect::Map { map, key });
     Ok(XDP_REDIRECT)
 }
 
@@ -232,8 +240,8 @@ fn csum_diff(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     if (from_size | to_size) & 3 != 0 || from_size + to_size > 512 {
         return Ok(EINVAL);
     }
-    let from = read_mem(m, "csum_diff", a[0], from_size)?;
-    let to = read_mem(m, "csum_diff", a[2], to_size)?;
+    let from = mem(m, "csum_diff", a[0], from_size)?;
+    let to = mem(m, "csum_diff", a[2], to_size)?;
     let mut sum = a[4] as u32 as u64;
     for w in from.chunks_exact(4) {
         sum += !u32::from_le_bytes(w.try_into().expect("4")) as u64;
@@ -354,8 +362,8 @@ fn for_each_map_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`.
 fn map_lookup_percpu_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let map = map_arg(m, "map_lookup_percpu_elem", a[0])?;
-    let key = read_mem(m, "map_lookup_percpu_elem", a[1], map.spec().key_size as usize)?;
-    Ok(map.lookup_percpu(&key, a[2] as u32).map_or(0, |p| p as u64))
+    let key = mem(m, "map_lookup_percpu_elem", a[1], map.spec().key_size as usize)?;
+    Ok(map.lookup_percpu(key, a[2] as u32).map_or(0, |p| p as u64))
 }
 
 /// `bpf_perf_event_output(ctx, map, flags, data, size)` with the XDP
@@ -426,7 +434,7 @@ fn ringbuf_of_sample(m: &mut Machine<'_>, helper: &'static str, ptr: u64) -> Res
                 && map.value_regions().iter().any(|&(s, l)| ptr >= s as u64 && ptr < s as u64 + l as u64)
         })
         .cloned()
-        .ok_or(VmError::Helper { pc, helper, msg: format!("{ptr:#x} is not a reserved ring buffer sample") })
+        .ok_or_else(|| VmError::Helper { pc, helper, msg: format!("{ptr:#x} is not a reserved ring buffer sample") })
 }
 
 fn ringbuf_commit(m: &mut Machine<'_>, a: [u64; 5], helper: &'static str, submit: bool) -> Result<u64, VmError> {

@@ -25,10 +25,12 @@ pub struct RunOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The kernel's test-run would refuse this input with this errno.
-    #[error("test run refused: errno {}", -errno)]
+    #[error("the kernel's test run refuses this input (errno {}): {why}", -errno)]
     Refused {
         /// Negative errno (e.g. -22).
         errno: i64,
+        /// The rule, in words.
+        why: &'static str,
     },
     /// The program faulted (a kernel-verified program cannot).
     #[error(transparent)]
@@ -39,7 +41,7 @@ impl RunError {
     /// The errno to report (`-EFAULT` for faults).
     pub fn errno(&self) -> i64 {
         match self {
-            RunError::Refused { errno } => *errno,
+            RunError::Refused { errno, .. } => *errno,
             RunError::Fault(_) => -14,
         }
     }
@@ -74,8 +76,10 @@ impl Runner {
         Ok(retval)
     }
 
-    /// `repeat` runs (each on a fresh copy of the packet); returns the last
-    /// output and the average duration in ns.
+    /// `repeat` runs on one packet set-up, like `BPF_PROG_TEST_RUN` with
+    /// `repeat` (a program that changes the packet sees its own changes on
+    /// the next repetition); returns the last output and the average
+    /// duration in ns.
     pub fn run_repeat(
         &mut self,
         prog: &Program,
@@ -87,8 +91,10 @@ impl Runner {
         let repeat = repeat.max(1);
         let mut retval = 0;
         let start = Instant::now();
+        // As the kernel does, the packet is set up once and every repetition
+        // runs on the buffer the previous one left.
+        self.load(&input)?;
         for _ in 0..repeat {
-            self.load(&input)?;
             retval = self.exec(prog)?;
         }
         let ns = start.elapsed().as_nanos() as u64 / repeat as u64;
@@ -99,7 +105,14 @@ impl Runner {
     /// from `ctx_in`, fragments beyond the linear part), resets the context
     /// and the redirect target.
     pub fn load(&mut self, input: &TestInput<'_>) -> Result<(), RunError> {
-        self.env.buff.load_test_packet(input.packet, input.metalen).map_err(|errno| RunError::Refused { errno })?;
+        self.env.buff.load_test_packet(input.packet, input.metalen).map_err(|errno| RunError::Refused {
+            errno,
+            why: if errno == -12 {
+                "the packet needs more than 17 fragments"
+            } else {
+                "packets must hold an Ethernet header (14 bytes) after the metadata, which must be a multiple of 4 of at most 216 bytes"
+            },
+        })?;
         self.env.redirect = None;
         self.ifindex = input.ifindex;
         *self.env.ctx = XdpMd { ingress_ifindex: input.ifindex, ..XdpMd::default() };
@@ -158,13 +171,16 @@ impl<'p> TestInput<'p> {
     pub fn new(packet: &'p [u8], ctx_in: Option<&XdpMd>) -> Result<TestInput<'p>, RunError> {
         let Some(c) = ctx_in else { return Ok(TestInput { packet, metalen: 0, ifindex: 1 }) };
         if c.data_meta != 0 || c.data_end as usize != packet.len() || c.data > c.data_end || c.egress_ifindex != 0 {
-            return Err(RunError::Refused { errno: -22 });
+            return Err(RunError::Refused {
+                errno: -22,
+                why: "ctx_in must have data_meta 0, data <= data_end = packet length and egress_ifindex 0",
+            });
         }
         if c.ingress_ifindex > 1 {
-            return Err(RunError::Refused { errno: -19 });
+            return Err(RunError::Refused { errno: -19, why: "ctx_in names an ingress device other than lo (1)" });
         }
         if c.rx_queue_index != 0 {
-            return Err(RunError::Refused { errno: -22 });
+            return Err(RunError::Refused { errno: -22, why: "lo has one receive queue (rx_queue_index 0)" });
         }
         Ok(TestInput { packet, metalen: c.data as usize, ifindex: c.ingress_ifindex.max(1) })
     }
@@ -186,7 +202,7 @@ impl Runner {
         let mut summary = ReplaySummary::default();
         for (i, p) in packets.into_iter().enumerate() {
             let r = match refusal {
-                Some(errno) => Err(RunError::Refused { errno }),
+                Some(errno) => Err(RunError::Refused { errno, why: "devmap and cpumap programs cannot be test-run" }),
                 None => self.run(code, p, None),
             };
             on_packet(i, p.len(), &r);

@@ -1,0 +1,213 @@
+//! `uxdp prog run`, `uxdp replay` and `uxdp map dump` as a user drives them,
+//! with `bpftool prog run` on the same object and packet as the reference.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(rel).display().to_string()
+}
+
+fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn uxdp(args: &[&str]) -> (bool, String, String) {
+    run(env!("CARGO_BIN_EXE_uxdp"), args)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("uxdp-xdp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+/// The first packet of a corpus capture, written to a file.
+fn packet_file(pcap: &str, index: usize) -> (PathBuf, Vec<u8>) {
+    let pkts = uxdp_cbpf::capture::read_capture(Path::new(&corpus(&format!("pcaps/{pcap}")))).unwrap();
+    let p = tmp(&format!("{pcap}.{index}"));
+    std::fs::write(&p, &pkts[index].data).unwrap();
+    (p, pkts[index].data.clone())
+}
+
+const META: &str = "objects/linux-6.12/linux-samples__xdp2skb_meta_kern.o";
+
+#[test]
+fn prog_run_prints_what_bpftool_prints_and_writes_the_output_packet() {
+    let (pkt, bytes) = packet_file("zeek__vlan-collisions.pcap", 0);
+    let out = tmp("out");
+    let (ok, stdout, err) = uxdp(&[
+        "prog",
+        "run",
+        &format!("{}:_xdp_mark", corpus(META)),
+        "--data-in",
+        pkt.to_str().unwrap(),
+        "--data-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let line = stdout.lines().last().unwrap();
+    assert!(line.starts_with("Return value: 2, duration: ") && line.ends_with("ns"), "{line}");
+    // bpf_xdp_adjust_meta(-4) and a mark of 42 in the metadata: output = meta + packet
+    let mut want = 42u32.to_le_bytes().to_vec();
+    want.extend_from_slice(&bytes);
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    // Repetitions run on the buffer the previous one left, as in the kernel:
+    // the metadata grows by 4 bytes per run until it would reach the
+    // xdp_frame (216 bytes), then the program returns XDP_ABORTED.
+    let (ok, stdout, _) = uxdp(&[
+        "prog",
+        "run",
+        &corpus(META),
+        "--data-in",
+        pkt.to_str().unwrap(),
+        "--repeat",
+        "1000",
+        "--data-out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    assert!(stdout.starts_with("Return value: 0, duration (average): "), "{stdout}");
+    assert_eq!(std::fs::read(&out).unwrap().len(), bytes.len() + 216);
+}
+
+#[test]
+fn prog_run_agrees_with_bpftool_on_the_live_kernel() {
+    if let Err(why) = uxdp_kernel::availability() {
+        println!("skipped: {why}");
+        return;
+    }
+    if run("bpftool", &["version"]).0.not() {
+        println!("skipped: bpftool is not installed");
+        return;
+    }
+    let obj = corpus("objects/xdp-tools-1.3.1/xdpfilt_dny_tcp.o");
+    let pin = format!("/sys/fs/bpf/uxdp-cli-{}", std::process::id());
+    let (ok, _, err) = run("bpftool", &["prog", "loadall", &obj, &pin]);
+    if !ok {
+        println!("skipped: bpftool prog loadall failed: {err}");
+        return;
+    }
+    let prog = std::fs::read_dir(&pin).unwrap().next().unwrap().unwrap().file_name().to_string_lossy().into_owned();
+    let mut compared = 0;
+    for i in 0..20 {
+        let (pkt, _) = packet_file("pcpp__many-protocols.pcap", i * 37);
+        let (kout, uout) = (tmp(&format!("k{i}")), tmp(&format!("u{i}")));
+        let (ok, k, err) = run(
+            "bpftool",
+            &[
+                "prog",
+                "run",
+                "pinned",
+                &format!("{pin}/{prog}"),
+                "data_in",
+                pkt.to_str().unwrap(),
+                "data_out",
+                kout.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "bpftool: {err}");
+        let (ok, u, err) = uxdp(&[
+            "prog",
+            "run",
+            &format!("{obj}:{prog}"),
+            "--data-in",
+            pkt.to_str().unwrap(),
+            "--data-out",
+            uout.to_str().unwrap(),
+        ]);
+        assert!(ok, "uxdp: {err}");
+        let retval = |s: &str| {
+            s.lines().find(|l| l.starts_with("Return value:")).unwrap().split(',').next().unwrap().to_string()
+        };
+        assert_eq!(retval(&k), retval(&u), "packet {}", i * 37);
+        assert_eq!(std::fs::read(&kout).unwrap(), std::fs::read(&uout).unwrap(), "packet {}", i * 37);
+        compared += 1;
+    }
+    let _ = std::fs::remove_dir_all(&pin);
+    println!("uxdp prog run = bpftool prog run on {compared} packets");
+}
+
+trait Not {
+    fn not(self) -> bool;
+}
+impl Not for bool {
+    fn not(self) -> bool {
+        !self
+    }
+}
+
+#[test]
+fn replay_prints_the_kernel_summary_line_and_per_packet_lines() {
+    let pcap = corpus("pcaps/zeek__vlan-collisions.pcap");
+    let (ok, out, err) = uxdp(&["replay", &corpus(META), "--pcap", &pcap]);
+    assert!(ok, "{err}");
+    // the kernel's line from the corpus manifest
+    assert_eq!(
+        out.trim(),
+        "PROG _xdp_mark pkts=42 errors=0 ABORTED=0 DROP=0 PASS=42 TX=0 REDIRECT=0 other=0 digest=6498ee345d51c87b"
+    );
+    let (ok, out, _) = uxdp(&["replay", &format!("{}:_xdp_mark", corpus(META)), "--pcap", &pcap, "--per-packet"]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 43);
+    let first: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(&first[..4], &["0", "78", "2", "82"], "{}", lines[0]);
+    assert_eq!(first[4].len(), 16);
+    // packets the kernel's test run refuses (shorter than an Ethernet header) are ERR -22
+    let (ok, out, _) = uxdp(&[
+        "replay",
+        &corpus("objects/linux-6.12/linux-selftests__xdp_dummy.o"),
+        "--pcap",
+        &corpus("pcaps/tcpdump__heapoverflow-tcp_print.pcap"),
+        "--per-packet",
+    ]);
+    assert!(ok);
+    assert!(out.lines().last().unwrap().starts_with("PROG xdp_dummy_prog pkts="), "{out}");
+}
+
+#[test]
+fn map_dump_shows_global_data_and_json() {
+    let obj = corpus("objects/xdp-tools-1.3.1/xdpfilt_alw_all.o");
+    let (ok, out, err) = uxdp(&["map", "dump", &obj, "--map", "xdp_stats_map"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("map xdp_stats_map PercpuArray key 4B value 16B max_entries 5: 5 entries"), "{out}");
+    let (ok, out, _) = uxdp(&["map", "dump", &obj, "--json", "--map", "xdp_stats_map"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(v[0]["entries"][0]["key"][0], "0x00");
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let (pkt, _) = packet_file("zeek__vlan-collisions.pcap", 0);
+    let p = pkt.to_str().unwrap();
+    let (ok, _, err) = uxdp(&["prog", "run", &format!("{}:nope", corpus(META)), "--data-in", p]);
+    assert!(!ok);
+    assert!(err.contains("no program 'nope'") && err.contains("_xdp_mark"), "{err}");
+    let kfunc = corpus("objects/linux-6.12/linux-selftests__test_xdp_dynptr.o");
+    let (ok, _, err) = uxdp(&["prog", "run", &format!("{kfunc}:_xdp_tx_iptunnel"), "--data-in", p]);
+    assert!(!ok);
+    assert!(err.contains("kfunc bpf_dynptr_from_xdp is not supported"), "{err}");
+    let ctx = tmp("ctx");
+    std::fs::write(&ctx, [0u8; 24]).unwrap();
+    let (ok, _, err) = uxdp(&["prog", "run", &corpus(META), "--data-in", p, "--ctx-in", ctx.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("errno 22") && err.contains("ctx_in"), "{err}");
+    let notelf = tmp("notelf");
+    std::fs::write(&notelf, b"hello").unwrap();
+    let (ok, _, err) =
+        uxdp(&["replay", notelf.to_str().unwrap(), "--pcap", &corpus("pcaps/zeek__vlan-collisions.pcap")]);
+    assert!(!ok);
+    assert!(!err.contains("panicked"), "{err}");
+    let (ok, _, err) =
+        uxdp(&["prog", "run", &corpus("objects/linux-6.12/linux-samples__xdp_router_ipv4.linked.o"), "--data-in", p]);
+    assert!(!ok);
+    assert!(err.contains("max_entries 0") && err.contains("--max-entries"), "{err}");
+}
