@@ -35,6 +35,8 @@ enum Command {
     /// Maps of clang-compiled objects: `uxdp map dump`.
     #[command(subcommand)]
     Map(cmd::map::Cmd),
+    /// Run a tcpdump filter (libpcap expression or `tcpdump -ddd` program), converted to eBPF, over a capture.
+    Filter(cmd::filter::Args),
 }
 
 fn main() {
@@ -51,6 +53,7 @@ fn main() {
         Command::Prog(c) => cmd::prog::run(c),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Map(c) => cmd::map::run(c),
+        Command::Filter(a) => cmd::filter::run(a),
     };
     if let Err(e) = result {
         eprintln!("uxdp: {e:#}");

@@ -3,6 +3,7 @@
 pub mod asm;
 pub mod demo;
 pub mod exec;
+pub mod filter;
 pub mod map;
 pub mod plugin;
 pub mod prog;

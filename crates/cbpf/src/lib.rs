@@ -22,6 +22,11 @@
 //!   tcpdump expression into a program with libpcap, and
 //!   [`libpcap::OfflineFilter`] runs libpcap's own interpreter.
 //! * [`capture::read_capture`] reads pcap/pcapng files.
+//! * [`to_xdp`] turns a classic filter into an XDP program (direct packet
+//!   access with explicit bounds checks, match → a chosen action) that the
+//!   kernel's verifier accepts and [`XdpFilter`] runs on uxdp's
+//!   interpreter; [`to_socket_filter`] makes an eBPF socket filter for the
+//!   kernel (`BPF_PROG_TYPE_SOCKET_FILTER`).
 //!
 //! ```
 //! use uxdp_cbpf::{parse_ddd, Filter};
@@ -48,6 +53,7 @@ pub mod insn;
 pub mod libpcap;
 pub mod runtime;
 mod semantics;
+pub mod xdp;
 
 pub use check::{check, Rule};
 pub use context::{Device, LinkType, NetDevice, Packet, SkbContext, Vlan};
@@ -56,6 +62,7 @@ pub use insn::{disassemble, parse_bytes, parse_dd, parse_ddd, parse_text, to_byt
 #[cfg(feature = "pcap")]
 pub use libpcap::compile;
 pub use runtime::Filter;
+pub use xdp::{to_socket_filter, to_xdp, XdpFilter, XdpPacket};
 
 /// Everything that can go wrong, each naming what is wrong: the line of
 /// a text program, the instruction index and the rule it breaks, the
@@ -142,6 +149,22 @@ pub enum CbpfError {
     /// libpcap refused an expression or program.
     #[error("libpcap: {0}")]
     Pcap(String),
+    /// A load has no meaning in the program type converted to (XDP or the
+    /// kernel's eBPF socket filter).
+    #[error("instruction {pc}: {what} cannot be converted to a {target} program: {why}")]
+    NotInTarget {
+        /// Instruction index.
+        pc: usize,
+        /// The load, by name (`ancillary load SKF_AD_PROTOCOL`, ...).
+        what: String,
+        /// The program type.
+        target: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+    /// Setting up an XDP run failed.
+    #[error("XDP: {0}")]
+    Xdp(String),
     /// A capture file could not be read.
     #[error("{what}: {msg}")]
     Capture {

@@ -24,6 +24,17 @@ pub struct ObjectOptions {
     /// `max_entries` (perf event arrays excepted: they default to the number
     /// of CPUs).
     pub zero_max_entries: Option<u32>,
+    /// Number of CPUs per-CPU maps hold values for (default: the threads
+    /// this machine can run in parallel). Each [`crate::Runner`] runs as one
+    /// of these CPUs.
+    pub nr_cpus: Option<u32>,
+}
+
+impl ObjectOptions {
+    /// The number of CPUs the maps are created for.
+    pub fn cpus(&self) -> u32 {
+        self.nr_cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32)).max(1)
+    }
 }
 
 /// A program of a loaded object.
@@ -60,6 +71,8 @@ pub struct LoadedObject {
     pub prog_table: Arc<ProgTable>,
     /// Every program of the object.
     pub programs: Vec<LoadedProgram>,
+    /// CPUs the per-CPU maps hold values for.
+    pub nr_cpus: u32,
 }
 
 impl LoadedObject {
@@ -78,6 +91,7 @@ impl LoadedObject {
     /// [`LoadedObject::load`] with options (map sizes set by "user space").
     pub fn load_with(obj: &Object, opts: &ObjectOptions) -> Result<LoadedObject, XdpError> {
         let mut table = MapTable::default();
+        let nr_cpus = opts.cpus();
         for def in &obj.maps {
             let max_entries = opts.max_entries.iter().find(|(n, _)| *n == def.name).map(|&(_, v)| v).or(
                 match (def.max_entries, opts.zero_max_entries) {
@@ -86,8 +100,8 @@ impl LoadedObject {
                 },
             );
             let max_entries = match max_entries.unwrap_or(def.max_entries) {
-                // libbpf sizes perf event arrays to the number of CPUs (uxdp's model has one).
-                0 if def.map_type == PERF_EVENT_ARRAY => 1,
+                // libbpf sizes perf event arrays to the number of CPUs.
+                0 if def.map_type == PERF_EVENT_ARRAY => nr_cpus,
                 n => n,
             };
             if max_entries == 0 {
@@ -100,7 +114,7 @@ impl LoadedObject {
             let mut spec = MapSpec::new(uxdp_maps::MapType::Array, def.key_size, def.value_size, max_entries);
             spec.map_type = def.map_type;
             spec.flags = def.map_flags;
-            spec.nr_cpus = 1;
+            spec.nr_cpus = nr_cpus;
             spec.name = def.name.clone();
             let map = uxdp_maps::create(spec).map_err(|e| XdpError::Map(format!("map '{}': {e}", def.name)))?;
             if let Some(data) = &def.initial_data {
@@ -172,7 +186,7 @@ impl LoadedObject {
                 }
             }
         }
-        Ok(LoadedObject { maps: table, prog_table: Arc::new(prog_table), programs })
+        Ok(LoadedObject { maps: table, prog_table: Arc::new(prog_table), programs, nr_cpus })
     }
 
     /// Finds a program by name, or the first XDP program when `name` is `None`.

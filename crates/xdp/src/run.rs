@@ -55,13 +55,28 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner for the programs of `obj`.
+    /// A runner for the programs of `obj`. Each runner is one CPU of the
+    /// object's per-CPU maps (runners take CPUs 0, 1, ... in turn, modulo
+    /// [`LoadedObject::nr_cpus`]); give each thread its own runner, as the
+    /// kernel runs one program at a time per CPU.
     pub fn new(obj: &LoadedObject) -> Result<Runner, XdpError> {
-        Ok(Runner {
-            env: XdpEnv::new(XdpBuff::new()?, obj.maps.clone(), obj.prog_table.clone()),
-            stack: Stack::new(),
-            ifindex: 1,
-        })
+        static NEXT_CPU: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mut env = XdpEnv::new(XdpBuff::new()?, obj.maps.clone(), obj.prog_table.clone());
+        env.cpu = NEXT_CPU.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % obj.nr_cpus.max(1);
+        Ok(Runner { env, stack: Stack::new(), ifindex: 1 })
+    }
+
+    /// Runs as CPU `cpu` of the per-CPU maps from now on (`cpu` must be
+    /// below [`LoadedObject::nr_cpus`]; two runners used at the same time
+    /// must not share a CPU, or per-CPU updates can be lost, exactly as two
+    /// programs on one kernel CPU would race).
+    pub fn set_cpu(&mut self, cpu: u32) {
+        self.env.cpu = cpu;
+    }
+
+    /// The CPU this runner runs as.
+    pub fn cpu(&self) -> u32 {
+        self.env.cpu
     }
 
     /// The environment (trace log, redirect target of the last run).
