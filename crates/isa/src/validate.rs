@@ -233,6 +233,6 @@ mod tests {
         let call_local = Insn::new(CALL, 0, 1, 0, 2);
         assert!(v(&[call_local, mov0, exit, exit]).is_ok());
         // r0 after a local call counts as set here; the verifier tracks void returns
-        assert!(v(&[call_local, exit, exit]).is_ok());
+        assert_eq!(v(&[Insn::new(CALL, 0, 1, 0, 1), exit, exit]).err(), None);
     }
 }
