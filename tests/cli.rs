@@ -31,6 +31,10 @@ fn demo_matches_what_tcpdump_reports_for_the_sample_capture() {
     assert!(ok, "{err}");
     assert!(out.contains("port22: 6 of 13 packets match"), "{out}");
     assert!(out.contains("ssh_payload: 2 of 13 packets match"), "{out}");
+    // the shipped clang-compiled XDP object over the same packets (the kernel
+    // gives the same verdicts: tests/xdp_replay.rs)
+    assert!(out.contains("PROG ssh_guard pkts=13 errors=0 ABORTED=0 DROP=5 PASS=8 TX=0 REDIRECT=0 other=0"), "{out}");
+    assert!(out.contains("proto_count[6] = 6") && out.contains("dropped = 5"), "{out}");
 }
 
 #[test]

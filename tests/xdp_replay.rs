@@ -10,6 +10,7 @@
 //!    contents.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use uxdp_xdp::env::MapEntry;
 use uxdp_xdp::{per_packet_line, LoadedObject, ObjectOptions, Runner};
 
@@ -274,4 +275,53 @@ fn threads_share_maps_without_losing_updates() {
     let many = words(&stats(&shared));
     let want: Vec<u64> = single.iter().map(|w| w * 5 * THREADS as u64).collect();
     assert_eq!(many, want);
+}
+
+fn sample(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(rel)
+}
+
+/// The demo's XDP object against the live kernel: per-packet verdicts and
+/// output, then its counters.
+#[test]
+fn shipped_sample_object_agrees_with_live_kernel() {
+    if let Err(why) = uxdp_kernel::availability() {
+        println!("skipped: the kernel cannot test-run BPF here: {why}");
+        return;
+    }
+    let path = sample("xdp_ssh_guard.o");
+    let obj = uxdp_object::Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let caps = uxdp_cbpf::capture::read_capture(&sample("sample.pcap")).unwrap();
+    let pkts: Vec<Vec<u8>> = caps.into_iter().map(|p| p.data).collect();
+    let ours = uxdp_run(&obj, "ssh_guard", &pkts).unwrap();
+    let theirs = kernel_run(&path, "ssh_guard", &pkts).unwrap();
+    assert_eq!(ours.0, theirs.0);
+    for (name, entries) in &theirs.1 {
+        assert_eq!(ours.1.get(name), Some(entries), "map {name}");
+    }
+    assert!(theirs.1.len() >= 2, "maps compared: {:?}", theirs.1.keys());
+}
+
+/// The shipped object is what its shipped source compiles to.
+#[test]
+fn shipped_sample_object_is_built_from_its_source() {
+    let clang = "clang-19";
+    if Command::new(clang).arg("--version").output().is_err() {
+        println!("skipped: {clang} is not installed");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("uxdp-sample-{}.o", std::process::id()));
+    let arch_include = format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+    let st = Command::new(clang)
+        .args(["-O2", "-g", "-target", "bpf", "-I", &arch_include, "-c"])
+        .arg(sample("xdp_ssh_guard.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let built = uxdp_object::Object::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let shipped = uxdp_object::Object::parse(&std::fs::read(sample("xdp_ssh_guard.o")).unwrap()).unwrap();
+    assert_eq!(built.programs[0].insns, shipped.programs[0].insns);
+    let _ = std::fs::remove_file(out);
 }

@@ -1,6 +1,8 @@
 //! `uxdp demo`: the main job on the embedded default — the two tcpdump
 //! filters of the eBPF interpreter's original benchmark, converted to eBPF,
-//! run on uxdp's interpreter over a shipped capture.
+//! run on uxdp's interpreter over a shipped capture, then a clang-compiled
+//! XDP object (`samples/xdp_ssh_guard.o`, source next to it) replayed over
+//! the same capture with its maps.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -18,6 +20,9 @@ pub const SAMPLE_FILTERS: [(&str, &str, &str); 2] = [
         include_str!("../../samples/ssh_payload.s"),
     ),
 ];
+
+/// The shipped XDP object (built from `samples/xdp_ssh_guard.c` with clang-19).
+pub const SAMPLE_OBJECT: &[u8] = include_bytes!("../../samples/xdp_ssh_guard.o");
 
 /// Arguments of `uxdp demo`.
 #[derive(clap::Args, Debug)]
@@ -98,5 +103,34 @@ pub fn run(a: Args) -> Result<()> {
     for (j, (n, _, _)) in SAMPLE_FILTERS.iter().enumerate() {
         println!("{n}: {} of {} packets match", matches[j], packets.len());
     }
+    replay_sample_object(&packets)
+}
+
+/// Replays the capture through the shipped XDP object and shows its maps.
+fn replay_sample_object(packets: &[Vec<u8>]) -> Result<()> {
+    let object = uxdp_object::Object::parse(SAMPLE_OBJECT).context("samples/xdp_ssh_guard.o")?;
+    let loaded = uxdp_xdp::LoadedObject::load(&object)?;
+    let prog = loaded.program(Some("ssh_guard"))?;
+    let mut runner = uxdp_xdp::Runner::new(&loaded)?;
+    println!("\nsamples/xdp_ssh_guard.o (clang-19, embedded): XDP program ssh_guard over the same packets");
+    let summary = runner.replay(prog, packets.iter().map(Vec::as_slice), |i, _, r| {
+        if let Ok(o) = r {
+            let action =
+                ["ABORTED", "DROP", "PASS", "TX", "REDIRECT"].get(o.retval as usize).copied().unwrap_or("other");
+            println!("{i:>4} {action}");
+        }
+    })?;
+    println!("PROG ssh_guard {summary}");
+    let table = &loaded.maps;
+    let counts = table.by_name("proto_count").context("map proto_count")?;
+    for key in 0..=255u32 {
+        let v = counts.lookup_user(&key.to_le_bytes(), 0)?;
+        let total: u64 = v.chunks(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).sum();
+        if total > 0 {
+            println!("proto_count[{key}] = {total}");
+        }
+    }
+    let bss = table.by_name(".bss").context("map .bss")?.lookup_user(&0u32.to_le_bytes(), 0)?;
+    println!("dropped = {}", u64::from_le_bytes(bss[..8].try_into().expect("8 bytes")));
     Ok(())
 }
