@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use uxdp_xdp::env::MapEntry;
-use uxdp_xdp::{per_packet_line, LoadedObject, ObjectOptions, Runner};
+use uxdp_xdp::{per_packet_line, LoadedObject, ObjectOptions, Runner, XdpMd};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
@@ -324,4 +324,62 @@ fn shipped_sample_object_is_built_from_its_source() {
     let shipped = uxdp_object::Object::parse(&std::fs::read(sample("xdp_ssh_guard.o")).unwrap()).unwrap();
     assert_eq!(built.programs[0].insns, shipped.programs[0].insns);
     let _ = std::fs::remove_file(out);
+}
+
+/// `ctx_in` handling of a test run against the kernel: accepted layouts give
+/// the same output, refused ones the same errno.
+#[test]
+fn ctx_in_rules_agree_with_live_kernel() {
+    if let Err(why) = uxdp_kernel::availability() {
+        println!("skipped: the kernel cannot test-run BPF here: {why}");
+        return;
+    }
+    let path = corpus().join("objects/linux-6.12/linux-samples__xdp2skb_meta_kern.o");
+    let name = "_xdp_mark";
+    let mut k = uxdp_kernel::KernelObject::load_file(&path).unwrap();
+    k.load_program(name).unwrap();
+    let obj = uxdp_object::Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let loaded = LoadedObject::load(&obj).unwrap();
+    let prog = loaded.program(Some(name)).unwrap().program.clone().unwrap();
+    let mut runner = Runner::new(&loaded).unwrap();
+    let pkt = &packets("zeek__vlan-collisions.pcap")[0];
+    // (metadata length, data_end delta, ingress_ifindex, rx_queue_index, data_meta, packet length)
+    let cases: &[(u32, i64, u32, u32, u32, usize)] = &[
+        (0, 0, 0, 0, 0, pkt.len()),
+        (0, 0, 1, 0, 0, pkt.len()),
+        (4, 0, 0, 0, 0, pkt.len()),
+        (32, 0, 0, 0, 0, pkt.len()),
+        (212, 0, 0, 0, 0, pkt.len()),
+        (216, 0, 0, 0, 0, pkt.len()),
+        (220, 0, 0, 0, 0, pkt.len()),
+        (2, 0, 0, 0, 0, pkt.len()),
+        (0, -1, 0, 0, 0, pkt.len()),
+        // uxdp models only lo; an index no host has is ENODEV in both
+        (0, 0, 0x7fff_fff0, 0, 0, pkt.len()),
+        (0, 0, 1, 1, 0, pkt.len()),
+        (0, 0, 0, 0, 4, pkt.len()),
+        (0, 0, 0, 0, 0, 13),
+        (0, 0, 0, 0, 0, 14),
+    ];
+    for &(meta, end_delta, ifindex, queue, data_meta, len) in cases {
+        let mut data = vec![0xa5u8; meta as usize];
+        data.extend_from_slice(&pkt[..len.min(pkt.len())]);
+        let ctx = XdpMd {
+            data: meta,
+            data_end: (data.len() as i64 + end_delta) as u32,
+            data_meta,
+            ingress_ifindex: ifindex,
+            rx_queue_index: queue,
+            egress_ifindex: 0,
+        };
+        let kernel = k.test_run_xdp(name, &data, 1, Some(&ctx.to_bytes())).map(|t| (t.retval, t.data_out));
+        let ours = runner.run(&prog, &data, Some(&ctx)).map(|o| (o.retval, o.data));
+        match (kernel, ours) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "case {ctx:?}"),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.errno().map(|e| e.negated() as i64), Some(b.errno()), "case {ctx:?}: kernel {a}, uxdp {b}")
+            }
+            (a, b) => panic!("case {ctx:?}: kernel {a:?}, uxdp {b:?}"),
+        }
+    }
 }
