@@ -533,5 +533,6 @@ pub fn xdp_helpers() -> Helpers {
         .register(164, "for_each_map_elem", for_each_map_elem)
         .register(181, "loop", bpf_loop)
         .register(195, "map_lookup_percpu_elem", map_lookup_percpu_elem);
+    crate::dynptr::register_helpers(&mut h);
     h
 }

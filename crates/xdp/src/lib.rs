@@ -9,6 +9,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod dynptr;
 pub mod env;
 pub mod frame;
 pub mod helpers;

@@ -218,9 +218,19 @@ fn load_program(
     helpers: &Arc<Helpers>,
     regions: &[Region],
 ) -> Result<Program, String> {
-    if let Some(k) = def.kfuncs.first() {
-        return Err(format!("instruction {}: kfunc {} is not supported", k.pc, k.name));
+    for k in &def.kfuncs {
+        if crate::dynptr::kfunc(&k.name).is_none() {
+            return Err(format!("instruction {}: kfunc {} is not supported", k.pc, k.name));
+        }
     }
+    let resolve_kfunc = |btf_id: i32, _off: i16| -> Result<uxdp_vm::Helper, String> {
+        let k = def
+            .kfuncs
+            .iter()
+            .find(|k| k.btf_id as i32 == btf_id)
+            .ok_or_else(|| format!("kfunc with BTF id {btf_id}"))?;
+        crate::dynptr::kfunc(&k.name).ok_or_else(|| format!("kfunc {} is not supported", k.name))
+    };
     if let Some(k) = def.ksyms.first() {
         return Err(format!("instruction {}: kernel symbol {} is not available in uxdp", k.pc, k.name));
     }
@@ -243,6 +253,7 @@ fn load_program(
     };
     let mut opts = LoadOptions::new(helpers.clone());
     opts.resolve_imm = Some(&resolve);
+    opts.resolve_kfunc = Some(&resolve_kfunc);
     opts.shared_regions = regions.to_vec();
     Program::load(&def.insns, &opts).map_err(|e| e.to_string())
 }
