@@ -1,0 +1,247 @@
+//! Immutable chain snapshots and the per-packet run loop.
+
+use crate::program::ChainProgram;
+use crate::stats::{sample_now, thread_slot, ticks, Counters};
+use crate::{EntryId, XDP_PASS};
+use std::sync::Arc;
+use uxdp_vm::Program;
+use uxdp_xdp::{MapTable, ProgTable, RunError, Runner};
+
+/// `XDP_DISPATCHER_RETVAL` (31): libxdp ORs `1 << 31` into every program's
+/// chain-call mask so that a dispatcher slot whose stub was never replaced
+/// (returning 31) falls through. uxdp keeps the bit for identical verdicts.
+pub const DISPATCHER_RETVAL: u32 = 31;
+
+/// Chain-call actions a user may set: bits 0..=30 (libxdp refuses action
+/// numbers from [`DISPATCHER_RETVAL`] up).
+pub const SETTABLE_ACTIONS: u32 = !(1 << DISPATCHER_RETVAL);
+
+/// One attachment of a program in a chain snapshot.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    // hot fields first
+    pub(crate) program: Arc<Program>,
+    pub(crate) maps: Arc<MapTable>,
+    pub(crate) prog_table: Arc<ProgTable>,
+    /// `actions | 1 << 31`, tested as `1 << (ret & 31)`.
+    pub(crate) mask: u32,
+    /// Whether the runner must switch tables before this entry (first entry,
+    /// or tables differ from the previous entry's); set by [`Chain::new`].
+    pub(crate) switch_tables: bool,
+    pub(crate) stats: Arc<Counters>,
+    pub(crate) id: EntryId,
+    // cold
+    pub(crate) prog: Arc<ChainProgram>,
+    pub(crate) priority: u32,
+    pub(crate) actions: u32,
+    pub(crate) seq: u64,
+    pub(crate) explicit: bool,
+}
+
+impl Entry {
+    /// libxdp's order key: priority, then name (strcmp), then attach order.
+    pub(crate) fn sorts_before(&self, other: &Entry) -> bool {
+        (self.priority, self.prog.name().as_bytes(), self.seq)
+            < (other.priority, other.prog.name().as_bytes(), other.seq)
+    }
+
+    pub(crate) fn set_actions(&mut self, actions: u32) {
+        self.actions = actions;
+        self.mask = actions | (1 << DISPATCHER_RETVAL);
+    }
+
+    pub(crate) fn set_program(&mut self, prog: Arc<ChainProgram>) {
+        self.program = prog.program().clone();
+        self.maps = prog.maps().clone();
+        self.prog_table = prog.prog_table().clone();
+        self.prog = prog;
+    }
+}
+
+/// One version of a hook's chain: the programs in run order. Snapshots never
+/// change; an update builds a new one with the next revision.
+pub struct Chain {
+    pub(crate) revision: u64,
+    pub(crate) entries: Vec<Entry>,
+}
+
+/// The outcome of one packet through a chain, without the output packet
+/// (which stays in the runner: [`Runner::output`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What the hook returns for the packet.
+    pub retval: u32,
+    /// How many entries ran: the first `ran` entries of the chain at
+    /// `revision` (0 for an empty hook).
+    pub ran: usize,
+    /// The revision of the chain that processed the packet.
+    pub revision: u64,
+}
+
+/// One program's run inside a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The entry.
+    pub id: EntryId,
+    /// What its program returned.
+    pub retval: u32,
+}
+
+/// The full result of [`crate::Hook::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainRun {
+    /// The verdict (also `output.retval`).
+    pub verdict: Verdict,
+    /// The packet and context after the last program that ran.
+    pub output: uxdp_xdp::RunOutput,
+    /// Each program that ran, in order, with its return value.
+    pub steps: Vec<Step>,
+}
+
+/// Receives every step of a run; the fast path uses `()`, which compiles
+/// to nothing.
+pub(crate) trait StepSink {
+    fn step(&mut self, id: EntryId, retval: u32);
+}
+
+impl StepSink for () {
+    #[inline(always)]
+    fn step(&mut self, _: EntryId, _: u32) {}
+}
+
+impl StepSink for Vec<Step> {
+    fn step(&mut self, id: EntryId, retval: u32) {
+        self.push(Step { id, retval });
+    }
+}
+
+impl Chain {
+    pub(crate) fn empty() -> Chain {
+        Chain { revision: 0, entries: Vec::new() }
+    }
+
+    /// A snapshot of `entries` at `revision`.
+    pub(crate) fn new(revision: u64, mut entries: Vec<Entry>) -> Chain {
+        let mut prev: Option<(*const MapTable, *const ProgTable)> = None;
+        for e in entries.iter_mut() {
+            let cur = (Arc::as_ptr(&e.maps), Arc::as_ptr(&e.prog_table));
+            e.switch_tables = prev != Some(cur);
+            prev = Some(cur);
+        }
+        Chain { revision, entries }
+    }
+
+    /// This snapshot's revision.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Number of programs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no program is attached (every packet passes).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entry ids in run order.
+    pub fn ids(&self) -> impl Iterator<Item = EntryId> + '_ {
+        self.entries.iter().map(|e| e.id)
+    }
+
+    /// Program names in run order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|e| e.prog.name())
+    }
+
+    /// Runs the packet loaded in `runner` through this snapshot.
+    ///
+    /// `level` is a [`crate::StatsLevel`] as u8: 0 off, 1 counters, 2 timed,
+    /// 3 sampled.
+    #[inline]
+    pub(crate) fn exec<S: StepSink>(
+        &self,
+        runner: &mut Runner,
+        level: u8,
+        hook_stats: &Counters,
+        sink: &mut S,
+    ) -> Result<Verdict, RunError> {
+        match level {
+            0 if self.entries.len() == 1 => self.exec_single(runner, sink),
+            0 => self.exec_with::<S, 0>(runner, hook_stats, sink),
+            1 => self.exec_with::<S, 1>(runner, hook_stats, sink),
+            2 => self.exec_with::<S, 2>(runner, hook_stats, sink),
+            _ if sample_now() => self.exec_with::<S, 2>(runner, hook_stats, sink),
+            _ => self.exec_with::<S, 1>(runner, hook_stats, sink),
+        }
+    }
+
+    /// A one-program chain without statistics: the common case, kept
+    /// small enough to inline into the caller.
+    #[inline(always)]
+    fn exec_single<S: StepSink>(&self, runner: &mut Runner, sink: &mut S) -> Result<Verdict, RunError> {
+        let e = &self.entries[0];
+        runner.use_tables(&e.maps, &e.prog_table);
+        let ret = runner.exec(&e.program)?;
+        sink.step(e.id, ret);
+        let retval = if 1u32.wrapping_shl(ret) & e.mask == 0 { ret } else { XDP_PASS };
+        Ok(Verdict { retval, ran: 1, revision: self.revision })
+    }
+
+    #[inline(never)]
+    fn exec_with<S: StepSink, const LEVEL: u8>(
+        &self,
+        runner: &mut Runner,
+        hook_stats: &Counters,
+        sink: &mut S,
+    ) -> Result<Verdict, RunError> {
+        let slot = if LEVEL > 0 { thread_slot() } else { 0 };
+        let start = if LEVEL > 1 { ticks() } else { 0 };
+        let mut t = start;
+        let mut out = Ok(Verdict { retval: XDP_PASS, ran: self.entries.len(), revision: self.revision });
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.switch_tables {
+                runner.use_tables(&e.maps, &e.prog_table);
+            }
+            let r = runner.exec(&e.program);
+            if LEVEL > 1 {
+                let now = ticks();
+                e.stats.add_ticks(slot, now.wrapping_sub(t));
+                t = now;
+            }
+            match r {
+                Ok(ret) => {
+                    if LEVEL > 0 {
+                        e.stats.count(slot, ret);
+                    }
+                    sink.step(e.id, ret);
+                    // The dispatcher's `(1U << ret) & chain_call_actions[i]`:
+                    // a 32-bit shift, so the amount is taken modulo 32.
+                    if 1u32.wrapping_shl(ret) & e.mask == 0 {
+                        out = Ok(Verdict { retval: ret, ran: i + 1, revision: self.revision });
+                        break;
+                    }
+                }
+                Err(err) => {
+                    if LEVEL > 0 {
+                        e.stats.count_error(slot);
+                    }
+                    out = Err(err);
+                    break;
+                }
+            }
+        }
+        if LEVEL > 0 {
+            match &out {
+                Ok(v) => hook_stats.count(slot, v.retval),
+                Err(_) => hook_stats.count_error(slot),
+            }
+            if LEVEL > 1 {
+                hook_stats.add_ticks(slot, t.wrapping_sub(start));
+            }
+        }
+        out
+    }
+}
