@@ -214,3 +214,41 @@ fn bad_input_gets_clear_errors() {
     assert!(!ok);
     assert!(err.contains("max_entries 0") && err.contains("--max-entries"), "{err}");
 }
+
+#[test]
+fn several_programs_run_as_one_chain_in_priority_order() {
+    let alw = corpus("objects/xdp-tools-1.3.1/xdpfilt_alw_all.o");
+    let dny = corpus("objects/xdp-tools-1.3.1/xdpfilt_dny_all.o");
+    let guard = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/xdp_ssh_guard.o").display().to_string();
+    let pcap = corpus("pcaps/tcpreplay__test.pcap");
+    // xdpfilt_* carry XDP_RUN_CONFIG priority 10: they run before ssh_guard (50)
+    // even when given last; the deny-all filter drops everything, so ssh_guard sees nothing.
+    let (ok, out, err) = uxdp(&["replay", &guard, &dny, "--pcap", &pcap]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("HOOK pkts=179 errors=0 ABORTED=0 DROP=179 PASS=0"), "{out}");
+    let row = |name: &str| out.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{out}")).to_string();
+    assert!(row("xdpfilt_dny_all").trim_start().starts_with("0 "), "{out}");
+    assert!(row("ssh_guard").split_whitespace().nth(6) == Some("0"), "ssh_guard ran: {out}");
+    // a classic filter in the chain: drop UDP, then the allow-all filter passes the rest
+    let (ok, out, err) = uxdp(&["replay", &alw, "drop-if:udp", "--pcap", &pcap, "--per-packet"]);
+    assert!(ok, "{err}");
+    let hook = out.lines().find(|l| l.starts_with("HOOK ")).unwrap();
+    let per_packet = out.lines().take_while(|l| !l.starts_with("HOOK ")).count();
+    assert_eq!(per_packet, 179);
+    let udp = uxdp_cbpf::libpcap::compile("udp", uxdp_cbpf::LinkType::ETHERNET, 262_144).unwrap();
+    let udp = uxdp_cbpf::libpcap::OfflineFilter::new(&udp).unwrap();
+    let caps = uxdp_cbpf::capture::read_capture(Path::new(&pcap)).unwrap();
+    let dropped = caps.iter().filter(|p| udp.run(&p.data, p.wire_len) != 0).count();
+    assert!(hook.contains(&format!("DROP={dropped} PASS={}", 179 - dropped)), "{hook} (libpcap: {dropped} UDP)");
+    // several programs in prog run: the chain's verdict
+    let (pkt, _) = packet_file("tcpreplay__test.pcap", 0);
+    let (ok, out, err) = uxdp(&["prog", "run", &alw, &dny, "--data-in", pkt.to_str().unwrap(), "--status"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Return value: 1, duration: "), "{out}");
+    assert!(out.contains("xdpfilt_dny_all"), "{out}");
+    // an object with several XDP programs needs OBJ:PROG in a chain
+    let (ok, _, err) =
+        uxdp(&["replay", &alw, &corpus("objects/linux-6.12/linux-selftests__xdp_features.o"), "--pcap", &pcap]);
+    assert!(!ok);
+    assert!(err.contains("several XDP programs"), "{err}");
+}

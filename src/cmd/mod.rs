@@ -4,6 +4,7 @@ pub mod asm;
 pub mod demo;
 pub mod exec;
 pub mod filter;
+pub mod hook;
 pub mod map;
 pub mod plugin;
 pub mod prog;

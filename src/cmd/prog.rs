@@ -45,6 +45,13 @@ pub struct RunArgs {
     /// With --dump-maps: JSON output.
     #[arg(long)]
     json: bool,
+    /// With several programs: run them in the order given instead of by
+    /// priority (`XDP_RUN_CONFIG`).
+    #[arg(long)]
+    given_order: bool,
+    /// With several programs: print the hook's status table (per-program counters).
+    #[arg(long)]
+    status: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -57,12 +64,13 @@ pub fn run(cmd: Cmd) -> Result<()> {
 }
 
 fn prog_run(a: RunArgs) -> Result<()> {
-    let [arg] = a.programs.as_slice() else {
-        if a.programs.is_empty() {
-            bail!("give the program to run as OBJ[:PROG]");
-        }
-        bail!("several programs form a chain on one hook; chains are not available yet (issue 6)");
-    };
+    if a.programs.is_empty() {
+        bail!("give the program to run as OBJ[:PROG]");
+    }
+    if a.programs.len() > 1 || a.programs[0].filter.is_some() {
+        return run_hook(&a);
+    }
+    let arg = &a.programs[0];
     let file = ObjectFile::open(&arg.object)?;
     let names = file.select(arg.program.as_deref())?;
     if names.len() > 1 {
@@ -71,15 +79,7 @@ fn prog_run(a: RunArgs) -> Result<()> {
     let obj = file.load(&a.load)?;
     let prog = runnable(&obj, &names[0])?;
     let packet = std::fs::read(&a.data_in).with_context(|| format!("reading {}", a.data_in.display()))?;
-    let ctx_in = match &a.ctx_in {
-        Some(p) => {
-            let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Some(XdpMd::from_bytes(&b).with_context(|| {
-                format!("{}: a struct xdp_md is {} bytes, the file has {}", p.display(), XdpMd::SIZE, b.len())
-            })?)
-        }
-        None => None,
-    };
+    let ctx_in = read_ctx(a.ctx_in.as_deref())?;
     if let Some(errno) = obj.program(Some(&names[0]))?.test_run_refusal() {
         bail!("{}: the kernel's test run refuses devmap/cpumap second-stage programs (errno {errno})", names[0]);
     }
@@ -91,6 +91,59 @@ fn prog_run(a: RunArgs) -> Result<()> {
         }
     }
     let (out, ns) = result.with_context(|| format!("running {}", names[0]))?;
+    write_outputs(&a, &out)?;
+    let avg = if a.repeat > 1 { " (average)" } else { "" };
+    println!("Return value: {}, duration{avg}: {ns}ns", out.retval);
+    if a.dump_maps {
+        print_maps(&obj, None, if a.json { DumpFormat::Json } else { DumpFormat::Text })?;
+    }
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// Several programs as one chain on one hook, run like a single program.
+fn run_hook(a: &RunArgs) -> Result<()> {
+    let built = super::hook::build(&a.programs, &a.load, a.given_order)?;
+    let packet = std::fs::read(&a.data_in).with_context(|| format!("reading {}", a.data_in.display()))?;
+    let ctx_in = read_ctx(a.ctx_in.as_deref())?;
+    let mut runner = match built.objects.first() {
+        Some(o) => Runner::new(o)?,
+        None => Runner::detached()?,
+    };
+    let input = uxdp_xdp::TestInput::new(&packet, ctx_in.as_ref())?;
+    let mut reader = built.hook.reader();
+    let repeat = a.repeat.max(1);
+    runner.load(&input)?;
+    let start = std::time::Instant::now();
+    let mut retval = 0;
+    for _ in 0..repeat {
+        retval = reader.exec(&mut runner)?.retval;
+    }
+    let ns = start.elapsed().as_nanos() as u64 / repeat as u64;
+    let out = runner.output(retval);
+    write_outputs(a, &out)?;
+    let avg = if a.repeat > 1 { " (average)" } else { "" };
+    println!("Return value: {retval}, duration{avg}: {ns}ns");
+    if a.status {
+        print!("{}", built.hook.status());
+    }
+    if a.dump_maps {
+        for o in &built.objects {
+            print_maps(o, None, if a.json { DumpFormat::Json } else { DumpFormat::Text })?;
+        }
+    }
+    Ok(())
+}
+
+fn read_ctx(path: Option<&std::path::Path>) -> Result<Option<XdpMd>> {
+    let Some(p) = path else { return Ok(None) };
+    let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(Some(XdpMd::from_bytes(&b).with_context(|| {
+        format!("{}: a struct xdp_md is {} bytes, the file has {}", p.display(), XdpMd::SIZE, b.len())
+    })?))
+}
+
+fn write_outputs(a: &RunArgs, out: &uxdp_xdp::RunOutput) -> Result<()> {
     if let Some(p) = &a.data_out {
         if p.as_os_str() == "-" {
             print!("{}", hexdump(&out.data));
@@ -101,12 +154,6 @@ fn prog_run(a: RunArgs) -> Result<()> {
     if let Some(p) = &a.ctx_out {
         std::fs::write(p, out.ctx.to_bytes()).with_context(|| format!("writing {}", p.display()))?;
     }
-    let avg = if a.repeat > 1 { " (average)" } else { "" };
-    println!("Return value: {}, duration{avg}: {ns}ns", out.retval);
-    if a.dump_maps {
-        print_maps(&obj, None, if a.json { DumpFormat::Json } else { DumpFormat::Text })?;
-    }
-    std::io::stdout().flush()?;
     Ok(())
 }
 

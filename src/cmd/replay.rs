@@ -24,17 +24,21 @@ pub struct Args {
     /// Print the programs' `bpf_trace_printk` output (to stderr).
     #[arg(long)]
     trace: bool,
+    /// With several programs: run them in the order given instead of by
+    /// priority (`XDP_RUN_CONFIG`).
+    #[arg(long)]
+    given_order: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
 
 /// Runs `uxdp replay`.
 pub fn run(a: Args) -> Result<()> {
-    if a.programs.len() > 1 {
-        bail!("several programs form a chain on one hook; chains are not available yet (issue 6)");
+    let packets = read_capture(&a.pcap)?;
+    if a.programs.len() > 1 || a.programs[0].filter.is_some() {
+        return replay_hook(&a, &packets);
     }
     let arg = &a.programs[0];
-    let packets = read_capture(&a.pcap)?;
     let file = ObjectFile::open(&arg.object)?;
     let mut failed = 0;
     let stdout = std::io::stdout();
@@ -69,5 +73,37 @@ pub fn run(a: Args) -> Result<()> {
     if failed > 0 {
         bail!("{failed} program(s) could not be loaded");
     }
+    Ok(())
+}
+
+/// Several programs (or classic filters) as one chain on one hook: per-packet
+/// lines carry the hook's verdict and output; then the hook's summary line
+/// and the status table (per-program counters).
+fn replay_hook(a: &Args, packets: &[Vec<u8>]) -> Result<()> {
+    let built = super::hook::build(&a.programs, &a.load, a.given_order)?;
+    let first = built.objects.first();
+    let mut runner = match first {
+        Some(o) => Runner::new(o)?,
+        None => Runner::detached()?,
+    };
+    let mut reader = built.hook.reader();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut summary = uxdp_xdp::ReplaySummary::default();
+    for (i, p) in packets.iter().enumerate() {
+        let r = uxdp_xdp::TestInput::new(p, None).and_then(|input| reader.run(&mut runner, &input)).map(|c| c.output);
+        if a.per_packet {
+            writeln!(out, "{}", per_packet_line(i, p.len(), &r))?;
+        }
+        summary.add(&r);
+    }
+    writeln!(out, "HOOK {summary}")?;
+    write!(out, "{}", built.hook.status())?;
+    if a.trace {
+        for line in runner.env().trace.drain(..) {
+            eprintln!("{line}");
+        }
+    }
+    out.flush()?;
     Ok(())
 }

@@ -14,27 +14,69 @@ pub struct ProgArg {
     pub object: PathBuf,
     /// Program (function or section name); `None` means the object's XDP programs.
     pub program: Option<String>,
+    /// A classic filter instead of an object.
+    pub filter: Option<FilterRule>,
+}
+
+/// A classic (tcpdump) filter placed on a hook as an XDP program:
+/// `drop-if:EXPR`, `pass-if:EXPR`, `tx-if:EXPR` or `aborted-if:EXPR`.
+#[derive(Clone, Debug)]
+pub struct FilterRule {
+    /// Action on a match; `pass-if` drops what does not match, the others
+    /// pass it on.
+    pub action: u32,
+    /// The libpcap expression.
+    pub expr: String,
+}
+
+impl FilterRule {
+    /// Parses the `ACTION-if:EXPR` form.
+    pub fn parse(s: &str) -> Option<FilterRule> {
+        let (head, expr) = s.split_once(':')?;
+        let action = match head {
+            "aborted-if" => 0,
+            "drop-if" => 1,
+            "pass-if" => 2,
+            "tx-if" => 3,
+            _ => return None,
+        };
+        Some(FilterRule { action, expr: expr.to_string() })
+    }
+
+    /// The return codes on a match and on no match.
+    pub fn verdicts(&self) -> (u32, u32) {
+        match self.action {
+            2 => (2, 1),
+            a => (a, 2),
+        }
+    }
 }
 
 impl std::str::FromStr for ProgArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(rule) = FilterRule::parse(s) {
+            return Ok(ProgArg { object: PathBuf::new(), program: None, filter: Some(rule) });
+        }
         // A path may itself contain ':'; only split when the whole string is
         // not an existing file.
         if !Path::new(s).exists() {
             if let Some((obj, prog)) = s.rsplit_once(':') {
                 if !obj.is_empty() && !prog.is_empty() {
-                    return Ok(ProgArg { object: obj.into(), program: Some(prog.into()) });
+                    return Ok(ProgArg { object: obj.into(), program: Some(prog.into()), filter: None });
                 }
             }
         }
-        Ok(ProgArg { object: s.into(), program: None })
+        Ok(ProgArg { object: s.into(), program: None, filter: None })
     }
 }
 
 impl std::fmt::Display for ProgArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(r) = &self.filter {
+            return write!(f, "{}:{}", ["aborted-if", "drop-if", "pass-if", "tx-if"][r.action as usize], r.expr);
+        }
         match &self.program {
             Some(p) => write!(f, "{}:{p}", self.object.display()),
             None => write!(f, "{}", self.object.display()),

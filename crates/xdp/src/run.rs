@@ -66,6 +66,15 @@ impl Runner {
         Ok(Runner { env, stack: Stack::new(), ifindex: 1 })
     }
 
+    /// A runner with no object: no maps, no tail-call targets, CPU 0 (for
+    /// programs that use neither, such as converted classic filters, or
+    /// chains whose programs bring their own tables through
+    /// [`Runner::use_tables`]).
+    pub fn detached() -> Result<Runner, XdpError> {
+        let env = XdpEnv::new(XdpBuff::new()?, Arc::new(MapTable::default()), Arc::new(ProgTable::default()));
+        Ok(Runner { env, stack: Stack::new(), ifindex: 1 })
+    }
+
     /// Runs as CPU `cpu` of the per-CPU maps from now on (`cpu` must be
     /// below [`LoadedObject::nr_cpus`]; two runners used at the same time
     /// must not share a CPU, or per-CPU updates can be lost, exactly as two
