@@ -40,12 +40,17 @@ pub struct XdpBuff {
     pub data_end: usize,
     /// Fragments (multi-buffer): each a page with `len` valid bytes.
     pub frags: Vec<Vec<u8>>,
+    /// Bytes of the frame the current packet may have changed: everything
+    /// outside `dirty` is zero, so loading the next packet clears only this
+    /// range instead of the whole 4 KiB frame (the kernel hands every test
+    /// run a zeroed buffer; this keeps that invariant cheaply).
+    dirty: (usize, usize),
 }
 
 impl XdpBuff {
     /// An empty buffer on a new frame.
     pub fn new() -> Result<XdpBuff, crate::XdpError> {
-        Ok(XdpBuff { frame: Frame::new()?, meta: 0, data: 0, data_end: 0, frags: Vec::new() })
+        Ok(XdpBuff { frame: Frame::new()?, meta: 0, data: 0, data_end: 0, frags: Vec::new(), dirty: (0, 0) })
     }
 
     /// Lays out `packet` as `BPF_PROG_TEST_RUN` does for XDP: `metalen`
@@ -69,9 +74,9 @@ impl XdpBuff {
             return Err(ENOMEM);
         }
         let f = self.frame.bytes_mut();
-        f[..headroom].fill(0);
+        f[self.dirty.0..self.dirty.1].fill(0);
         f[headroom..headroom + linear].copy_from_slice(&packet[..linear]);
-        f[headroom + linear..].fill(0);
+        self.dirty = (headroom, headroom + linear);
         self.meta = headroom;
         self.data = headroom + metalen;
         self.data_end = headroom + linear;
@@ -144,6 +149,7 @@ impl XdpBuff {
         }
         self.meta = new_meta;
         self.data = data as usize;
+        self.dirty.0 = self.dirty.0.min(new_meta);
         0
     }
 
@@ -158,6 +164,7 @@ impl XdpBuff {
             return EACCES;
         }
         self.meta = meta as usize;
+        self.dirty.0 = self.dirty.0.min(self.meta);
         0
     }
 
@@ -175,6 +182,7 @@ impl XdpBuff {
             self.frame.bytes_mut()[self.data_end..end as usize].fill(0);
         }
         self.data_end = end as usize;
+        self.dirty.1 = self.dirty.1.max(self.data_end);
         0
     }
 
@@ -322,5 +330,22 @@ mod tests {
         assert_eq!(&b.output()[3510..3530], &[0xaa; 20]);
         assert_eq!(b.load_bytes(5990, &mut out), EINVAL);
         assert_eq!(b.load_bytes(0x10000, &mut out[..1]), EFAULT);
+    }
+
+    #[test]
+    fn loading_a_packet_leaves_the_rest_of_the_frame_zero() {
+        let mut b = XdpBuff::new().unwrap();
+        b.load_test_packet(&[0xff; 1500], 0).unwrap();
+        assert_eq!(b.adjust_head(-100), 0);
+        assert_eq!(b.adjust_meta(-32), 0);
+        assert_eq!(b.adjust_tail(100), 0);
+        let (m, e) = (b.meta, b.data_end);
+        b.frame.bytes_mut()[m..e].fill(0xee);
+        b.load_test_packet(&[0x11; 64], 0).unwrap();
+        let f = b.frame.bytes_mut();
+        let (d, e) = (b.data, b.data_end);
+        assert!(f[..d].iter().all(|&x| x == 0));
+        assert!(f[d..e].iter().all(|&x| x == 0x11));
+        assert!(f[e..].iter().all(|&x| x == 0));
     }
 }
