@@ -1,0 +1,115 @@
+//! Corpus XDP programs: uxdp against the kernel, per program and packet.
+//!
+//! `cargo bench --bench xdp [-- FILTER]`
+//!
+//! For every XDP program of `../shared/corpus/objects/` that both the
+//! running kernel and uxdp load, and three packets (the first TCP/IPv4,
+//! UDP/IPv4 and IPv6 packets of `pcpp__many-protocols.pcap`): the kernel's
+//! `BPF_PROG_TEST_RUN` with `repeat` (its own average, JIT-compiled when
+//! `net.core.bpf_jit_enable` is 1) and uxdp's test run with the same
+//! `repeat` and the same semantics (repetitions share one buffer). Each
+//! figure is the best of `ROUNDS` rounds; the machine is shared, so the
+//! load average is printed. Columns: ns per run in the kernel, in each uxdp
+//! engine, and uxdp/kernel. A FILTER argument keeps the programs whose
+//! `object:program` contains it. Without root the kernel column is skipped
+//! with the reason.
+
+use std::path::{Path, PathBuf};
+use uxdp_xdp::{LoadedObject, ObjectOptions, Runner};
+
+const REPEAT: u32 = 20_000;
+const ROUNDS: usize = 5;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+fn packets() -> Vec<(&'static str, Vec<u8>)> {
+    let caps = uxdp_cbpf::capture::read_capture(&corpus().join("pcaps/pcpp__many-protocols.pcap")).unwrap();
+    let find = |f: &dyn Fn(&[u8]) -> bool| caps.iter().map(|c| c.data.clone()).find(|p| f(p)).unwrap();
+    vec![
+        ("tcp4", find(&|p| p.len() > 34 && p[12..14] == [8, 0] && p[23] == 6)),
+        ("udp4", find(&|p| p.len() > 34 && p[12..14] == [8, 0] && p[23] == 17)),
+        ("ip6", find(&|p| p.len() > 54 && p[12..14] == [0x86, 0xdd])),
+    ]
+}
+
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let kernel_ok = uxdp_kernel::availability();
+    if let Err(why) = &kernel_ok {
+        println!("kernel column skipped: {why}");
+    }
+    println!("load average: {}; repeat {REPEAT}, best of {ROUNDS}", load_avg());
+    println!("{:<58} {:>5} {:>10} {:>12} {:>8}", "program", "pkt", "kernel ns", "uxdp interp", "ratio");
+    let pkts = packets();
+    let opts = ObjectOptions { zero_max_entries: Some(64), ..Default::default() };
+    let kopts = uxdp_kernel::ObjectOptions { zero_max_entries: Some(64), ..Default::default() };
+    let mut ratios = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for d in ["objects/linux-6.12", "objects/xdp-tools-1.3.1"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(corpus().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "o"))
+            .collect();
+        v.sort();
+        dirs.extend(v);
+    }
+    for path in dirs {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let object = uxdp_object::Object::parse(&std::fs::read(&path).unwrap()).unwrap();
+        let mut kernel =
+            if kernel_ok.is_ok() { uxdp_kernel::KernelObject::load_file_with(&path, &kopts).ok() } else { None };
+        for def in object.programs.iter().filter(|d| d.runs_as_xdp()) {
+            let label = format!("{file}:{}", def.name);
+            if filter.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
+                continue;
+            }
+            let Ok(loaded) = LoadedObject::load_with(&object, &opts) else { continue };
+            let Ok(lp) = loaded.program(Some(&def.name)) else { continue };
+            let (Ok(prog), None) = (&lp.program, lp.test_run_refusal()) else { continue };
+            let kernel_loaded = kernel.as_mut().is_some_and(|k| k.reset().is_ok() && k.load_program(&def.name).is_ok());
+            let mut runner = Runner::new(&loaded).unwrap();
+            for (kind, pkt) in &pkts {
+                let ours =
+                    (0..ROUNDS).filter_map(|_| runner.run_repeat(prog, pkt, None, REPEAT).ok().map(|(_, ns)| ns)).min();
+                let theirs = if kernel_loaded {
+                    let k = kernel.as_ref().unwrap();
+                    let fd = k.program_fd(&def.name).unwrap();
+                    (0..ROUNDS).filter_map(|_| uxdp_kernel::bench_xdp(fd, pkt, REPEAT).ok()).min()
+                } else {
+                    None
+                };
+                let (Some(o), k) = (ours, theirs) else { continue };
+                let ratio = k.filter(|&k| k > 0).map(|k| o as f64 / k as f64);
+                if let Some(r) = ratio {
+                    ratios.push(r);
+                }
+                println!(
+                    "{label:<58} {kind:>5} {:>10} {o:>12} {:>8}",
+                    k.map_or("-".into(), |k| k.to_string()),
+                    ratio.map_or("-".into(), |r| format!("{r:.2}"))
+                );
+            }
+        }
+    }
+    if !ratios.is_empty() {
+        let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let max = ratios.iter().cloned().fold(0.0, f64::max);
+        let min = ratios.iter().cloned().fold(f64::MAX, f64::min);
+        println!(
+            "uxdp interpreter / kernel over {} program-packet pairs: geometric mean {geo:.2}, best {min:.2}, worst {max:.2}",
+            ratios.len()
+        );
+    }
+}
