@@ -18,6 +18,21 @@ pub const MAX_TAIL_CALLS: u32 = 33;
 /// against programs that never terminate (verified programs always do).
 pub const DEFAULT_BUDGET: u64 = 1 << 27;
 
+/// Native code for a [`Program`] (e.g. produced by uxdp-jit), attached with
+/// [`Program::set_native`]. The [`Machine`] calls it instead of
+/// interpreting whenever it would start executing the program: a run, a
+/// callback ([`Machine::call_function`]) or the continuation of a tail call.
+pub trait NativeCode: Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe {
+    /// Executes the program's function starting at slot `entry` (0 or a
+    /// function start) with registers `regs` (r0-r10; r10 is the frame
+    /// pointer) until that function exits, and returns its r0. `depth` is
+    /// the absolute call depth of that function (for the
+    /// [`MAX_FRAMES`] limit on local calls). Faults must be reported
+    /// exactly as the interpreter reports them (same error, same `pc`), and
+    /// [`Machine::budget`] must be decremented as the interpreter does.
+    fn run(&self, m: &mut Machine<'_>, entry: usize, regs: &[u64; 11], depth: usize) -> Result<u64, VmError>;
+}
+
 /// The stack memory of one executing thread: all frames, reused across runs
 /// (allocate once per thread, not per packet).
 pub struct Stack {
@@ -39,6 +54,11 @@ impl Stack {
         Self::default()
     }
 
+    /// Zeroes all frames (e.g. to run two engines on identical state).
+    pub fn clear(&mut self) {
+        self.mem.fill(0);
+    }
+
     fn region(&mut self) -> Region {
         Region { start: self.mem.as_mut_ptr() as u64, len: (STACK_PER_FRAME * MAX_FRAMES) as u64, writable: true }
     }
@@ -56,7 +76,11 @@ pub struct Machine<'a> {
     pub legacy_packet: (u64, u64),
     /// Remaining backward jumps and calls before the run is aborted.
     pub budget: u64,
+    /// Whether attached native code ([`Program::set_native`]) is used
+    /// (default true); false forces the interpreter.
+    pub native: bool,
     prog: &'a Program,
+    stack: Region,
     stack_top: u64,
     depth: usize,
     pc: usize,
@@ -78,7 +102,9 @@ impl<'a> Machine<'a> {
             env,
             legacy_packet: (0, 0),
             budget: DEFAULT_BUDGET,
+            native: true,
             prog,
+            stack: sr,
             stack_top: sr.start + sr.len,
             depth: 0,
             pc: 0,
@@ -94,6 +120,49 @@ impl<'a> Machine<'a> {
         self.pc
     }
 
+    /// For native code: records the instruction being executed before it
+    /// calls a helper (what [`Machine::pc`] reports to the helper).
+    #[inline]
+    pub fn set_pc(&mut self, pc: usize) {
+        self.pc = pc;
+    }
+
+    /// The whole stack of the run (all frames; the entry frame is the top
+    /// [`STACK_PER_FRAME`] bytes).
+    #[inline]
+    pub fn stack(&self) -> Region {
+        self.stack
+    }
+
+    /// Whether a helper requested a tail call that has not been taken yet.
+    #[inline]
+    pub fn tail_call_pending(&self) -> bool {
+        self.tail_call.is_some()
+    }
+
+    /// For native code, after a helper requested a tail call: runs the
+    /// target in place of the current function (r0, r2-r5 cleared; r1, the
+    /// context, r6-r10 as in `regs`) at call depth `depth`, and returns its
+    /// r0, which is the result of the current function. The target runs
+    /// natively if it has native code, else interpreted. `None` if no tail
+    /// call is pending.
+    pub fn run_pending_tail_call(&mut self, regs: &[u64; 11], depth: usize) -> Option<Result<u64, VmError>> {
+        let next = self.tail_call.take()?;
+        // SAFETY: `next` is kept alive in `held` for the rest of the run.
+        let p: &'a Program = unsafe { &*(Arc::as_ptr(&next)) };
+        self.held.push(next);
+        let saved = self.prog;
+        self.prog = p;
+        self.mem = Memory::clone_with_shared(&self.mem, &p.regions);
+        let mut r = *regs;
+        r[0] = 0;
+        r[2..6].fill(0);
+        let res = self.exec(p, 0, &r, depth);
+        self.prog = saved;
+        self.mem = Memory::clone_with_shared(&self.mem, &saved.regions);
+        Some(res)
+    }
+
     /// The program currently executing (changes with tail calls).
     pub fn program(&self) -> &Program {
         self.prog
@@ -101,14 +170,16 @@ impl<'a> Machine<'a> {
 
     /// Runs the program from its first instruction with `r1 = ctx`.
     pub fn run(&mut self, ctx: u64) -> Result<u64, VmError> {
-        let top = self.stack_top;
-        self.exec(self.prog, 0, [ctx, 0, 0, 0, 0], top)
+        self.run_with_args([ctx, 0, 0, 0, 0])
     }
 
     /// Runs the program with r1-r5 set (r1-r5 of the entry frame).
     pub fn run_with_args(&mut self, args: [u64; 5]) -> Result<u64, VmError> {
-        let top = self.stack_top;
-        self.exec(self.prog, 0, args, top)
+        let mut regs = [0u64; 11];
+        regs[1..6].copy_from_slice(&args);
+        regs[10] = self.stack_top;
+        let depth = self.depth;
+        self.exec(self.prog, 0, &regs, depth)
     }
 
     /// From a helper: requests a tail call to `prog` once the helper
@@ -142,20 +213,40 @@ impl<'a> Machine<'a> {
         self.depth += 1;
         let top = self.stack_top - STACK_PER_FRAME as u64;
         self.stack_top = top;
-        let r = self.exec(prog, entry as usize, args, top);
+        let mut regs = [0u64; 11];
+        regs[1..6].copy_from_slice(&args);
+        regs[10] = top;
+        let depth = self.depth;
+        let r = self.exec(prog, entry as usize, &regs, depth);
         (self.depth, self.stack_top) = saved;
         self.pc = pc;
         r
     }
 
-    fn exec(&mut self, prog: &'a Program, entry: usize, args: [u64; 5], fp: u64) -> Result<u64, VmError> {
+    /// Runs `prog` from `entry` natively if it has native code (and the
+    /// machine allows it), else interpreted.
+    #[inline]
+    fn exec(&mut self, prog: &'a Program, entry: usize, init: &[u64; 11], base_depth: usize) -> Result<u64, VmError> {
+        if self.native {
+            if let Some(n) = prog.native.get() {
+                return n.run(self, entry, init, base_depth);
+            }
+        }
+        self.interpret(prog, entry, init, base_depth)
+    }
+
+    fn interpret(
+        &mut self,
+        prog: &'a Program,
+        entry: usize,
+        init: &[u64; 11],
+        base_depth: usize,
+    ) -> Result<u64, VmError> {
         let mut prog = prog;
         let mut ops: &[Op] = &prog.ops;
         let mut reg = [0u64; 16];
-        reg[1..6].copy_from_slice(&args);
-        reg[10] = fp;
+        reg[..11].copy_from_slice(init);
         let mut pc = entry;
-        let base_depth = self.depth;
         let mut nframes = 0usize;
 
         macro_rules! d {
@@ -516,6 +607,31 @@ impl<'a> Machine<'a> {
                         // Replace the current function with the target's entry.
                         // SAFETY: `next` is kept alive in `held` for the rest of the run.
                         let p: &'a Program = unsafe { &*(Arc::as_ptr(&next)) };
+                        if self.native && p.native.get().is_some() {
+                            // The target runs natively in place of the
+                            // current function; its r0 is that function's.
+                            self.tail_call = Some(next);
+                            let mut regs = [0u64; 11];
+                            regs.copy_from_slice(&reg[..11]);
+                            let depth = base_depth + nframes;
+                            let r = self.run_pending_tail_call(&regs, depth);
+                            reg[0] = r.unwrap_or(Ok(0))?;
+                            if nframes == 0 {
+                                return Ok(reg[0]);
+                            }
+                            nframes -= 1;
+                            let f = self.frames[base_depth + nframes];
+                            pc = f.ret;
+                            if !core::ptr::eq(f.prog, prog) {
+                                // SAFETY: as for `exit` below.
+                                prog = unsafe { &*f.prog };
+                                ops = &prog.ops;
+                                self.mem = Memory::clone_with_shared(&self.mem, &prog.regions);
+                            }
+                            reg[6..10].copy_from_slice(&f.saved);
+                            reg[10] = f.fp;
+                            continue;
+                        }
                         self.held.push(next);
                         prog = p;
                         ops = &p.ops;

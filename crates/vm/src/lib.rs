@@ -27,9 +27,9 @@ pub mod memory;
 pub mod program;
 
 pub use helpers::{Helper, HelperFn, Helpers};
-pub use interpreter::{Machine, Stack, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
+pub use interpreter::{Machine, NativeCode, Stack, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
 pub use memory::{Memory, Region};
-pub use program::{LoadError, LoadOptions, Program, FUNC_PTR_BASE};
+pub use program::{LoadError, LoadOptions, Op, Program, FUNC_PTR_BASE, OP_CALL_LOCAL, OP_NONE};
 
 /// Faults that end a run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -76,6 +76,12 @@ impl<'a> Memory<'a> {
         }
     }
 
+    /// All per-run regions, in slot order.
+    #[inline]
+    pub fn dynamic(&self) -> &[Region] {
+        &self.dynamic[..self.n]
+    }
+
     /// The per-run region in `slot`.
     pub fn get(&self, slot: usize) -> Option<Region> {
         (slot < self.n).then(|| self.dynamic[slot])

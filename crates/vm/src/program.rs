@@ -2,26 +2,39 @@
 //! kfunc calls, and pre-decoding into the interpreter's compact form.
 
 use crate::helpers::{Helper, Helpers};
+use crate::interpreter::NativeCode;
 use crate::memory::{sort_regions, Region};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use uxdp_isa::{CallTarget, Insn, Instruction, IsaError, LoadImmKind, ValidateOptions};
 
 /// Internal opcode: bpf-to-bpf call, absolute target in `off`.
-pub(crate) const OP_CALL_LOCAL: u8 = 0xf5;
+pub const OP_CALL_LOCAL: u8 = 0xf5;
 /// Internal opcode: never executed (second slot of `lddw`).
-pub(crate) const OP_NONE: u8 = 0x00;
+pub const OP_NONE: u8 = 0x00;
 
 /// Base of the values `lddw rX, func` loads: a function pointer is
 /// `FUNC_PTR_BASE + slot index of the function`.
 pub const FUNC_PTR_BASE: u64 = 0xffff_fff0_0000_0000;
 
 /// One pre-decoded instruction: 16 bytes, fields widened and jump targets
-/// made absolute so the interpreter never re-decodes.
+/// made absolute so the interpreter never re-decodes. Native code
+/// generators (uxdp-jit) read them through [`Program::ops`].
+///
+/// Differences from the raw slot: `ja`/`gotol` use opcode `JA` with the
+/// absolute target in `off`; conditional jumps have the absolute target in
+/// `off`; helper and kfunc calls have `code == CALL` and `imm` = index into
+/// [`Program::called_helpers`]; local calls have `code ==`
+/// [`OP_CALL_LOCAL`] and the absolute target in `off`; `lddw` has the
+/// resolved 64-bit value in `imm` (and `src == 0`); slots that never
+/// execute (second `lddw` slot) have `code ==` [`OP_NONE`].
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
-pub(crate) struct Op {
+pub struct Op {
+    /// Opcode byte (see above for the internal ones).
     pub code: u8,
+    /// Destination register.
     pub dst: u8,
+    /// Source register.
     pub src: u8,
     _pad: u8,
     /// Memory offset, or absolute jump/call target.
@@ -99,11 +112,16 @@ pub struct Program {
     pub(crate) regions: Vec<Region>,
     pub(crate) functions: Box<[usize]>,
     insns: Box<[Insn]>,
+    pub(crate) native: OnceLock<Arc<dyn NativeCode>>,
 }
 
 impl core::fmt::Debug for Program {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Program").field("insns", &self.insns.len()).field("calls", &self.calls).finish()
+        f.debug_struct("Program")
+            .field("insns", &self.insns.len())
+            .field("calls", &self.calls)
+            .field("native", &self.native.get().is_some())
+            .finish()
     }
 }
 
@@ -181,6 +199,7 @@ impl Program {
             regions: sort_regions(opts.shared_regions.clone()),
             functions: v.functions.into_boxed_slice(),
             insns: insns.into(),
+            native: OnceLock::new(),
         })
     }
 
@@ -207,6 +226,24 @@ impl Program {
     /// Helper table (used for `callx`).
     pub fn helpers(&self) -> &Helpers {
         &self.helpers
+    }
+
+    /// The pre-decoded instructions, one per slot (see [`Op`]).
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Attaches native code (e.g. from uxdp-jit) that [`crate::Machine`]
+    /// runs instead of interpreting, unless the machine disables it. Only
+    /// the first attachment takes effect; returns false if code was
+    /// already attached.
+    pub fn set_native(&self, code: Arc<dyn NativeCode>) -> bool {
+        self.native.set(code).is_ok()
+    }
+
+    /// The attached native code, if any.
+    pub fn native(&self) -> Option<&Arc<dyn NativeCode>> {
+        self.native.get()
     }
 }
 

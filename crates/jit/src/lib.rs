@@ -1,0 +1,270 @@
+//! # uxdp-jit: x86-64 native code for uxdp programs
+//!
+//! [`compile`] turns a loaded [`uxdp_vm::Program`] into x86-64 machine code
+//! that produces exactly what the interpreter produces: the same r0, the
+//! same memory effects and the same [`VmError`] (same variant, same
+//! instruction index) for out-of-bounds accesses, misaligned atomics, call
+//! depth, budget exhaustion and helper faults. [`attach`] compiles and
+//! installs the code on the program ([`Program::set_native`]), after which
+//! every [`uxdp_vm::Machine`] run of it (runs, callbacks, tail-call
+//! continuations) is native unless the machine sets `native = false`.
+//!
+//! ## Memory safety
+//!
+//! Every load, store and atomic is either
+//! - a stack access through r10 with a constant offset inside the current
+//!   512-byte frame (`[r10 - 512, r10)`): always inside the machine's stack
+//!   whatever the call depth, so it is emitted unchecked (unless the
+//!   program can overwrite r10 with an atomic fetch, which validation lets
+//!   through: then those accesses are checked too, and every native entry
+//!   verifies that r10 points into the stack);
+//! - proven by the verifier ([`JitOptions::proven`]) and emitted unchecked;
+//! - or checked at run time: the generated code compares the address with
+//!   the first three per-run regions of the machine's [`uxdp_vm::Memory`]
+//!   (copied into a context block as `start` and per-size limits, so each
+//!   region costs one `sub` and one `cmp`/`jb`), and falls back to a call
+//!   into Rust (`Memory::check`) for the other per-run regions and the shared
+//!   map-value regions. A failed check leaves the code with
+//!   `VmError::Memory` for that instruction. The table is reloaded after
+//!   every helper call, since helpers may move regions (`xdp_adjust_head`).
+//!
+//! Code pages are mapped read-write while code is written, then switched to
+//! read-execute (dynasmrt's `ExecutableBuffer`, via `mprotect`): never
+//! writable and executable at once.
+//!
+//! ## Execution model
+//!
+//! eBPF registers live in x86 registers (r0 = rax, r1-r5 = rsi, rdx, rcx,
+//! r8, r9, r6-r9 = rbx, r13-r15, r10 = rbp; r12 points at the context
+//! block). Local calls are native `call`s that push r6-r10; `exit` is `ret`.
+//! Helpers are called through an `extern "sysv64"` trampoline that sets
+//! the machine's pc, charges the budget, calls the [`uxdp_vm::HelperFn`]
+//! (catching panics, which are resumed once the native frames are gone),
+//! records errors and reloads the region table; r1-r5 are preserved across
+//! the call as the interpreter does. A tail call requested by a helper is
+//! run by the machine ([`uxdp_vm::Machine::run_pending_tail_call`]) in place
+//! of the current function, natively if the target has native code.
+//!
+//! The budget of backward jumps and calls (`Machine::budget`) is decremented
+//! exactly where the interpreter decrements it (taken backward jumps,
+//! helper calls, local calls), so non-terminating programs end with
+//! `VmError::Budget` at the same instruction.
+//!
+//! ## Choice of emitter
+//!
+//! dynasm-rs. Its `dynasm!` macro assembles every instruction form at
+//! build time into byte templates with holes for registers, displacements
+//! and immediates, so emitting one x86 instruction at run time is a few
+//! stores, labels are resolved in one pass, and encoding mistakes are
+//! build errors rather than wrong bytes. (Licence: dynasm/dynasmrt are
+//! MPL-2.0, a file-level copyleft that applies only to their own files,
+//! used unmodified here; compatible with this crate's MIT OR Apache-2.0.)
+//! Measured on this machine
+//! (`cargo bench -p uxdp-jit --bench jit`, which prints these numbers):
+//! compiling costs about 55 ns per eBPF instruction plus a fixed ~8 µs per
+//! program that is almost all `mmap` + `mprotect` (51-instruction port-22
+//! filter: 11 µs; 14-instruction loop: 9 µs); output is ~36 bytes of x86
+//! per eBPF instruction including out-of-line fault paths.
+//!
+//! Alternatives considered (not measured here): a hand-written encoder
+//! would be as fast to run but is where encoding bugs hide; iced-x86's code
+//! assembler checks operands at run time and carries a large decoder/
+//! encoder table for no gain in output; Cranelift builds SSA IR and runs a
+//! register allocator per function, which costs far more per program than
+//! the whole dynasm compile and gains little, because eBPF code arrives
+//! already register-allocated by clang and maps 1:1 onto x86 registers.
+//! Code quality with the fixed mapping: one x86 instruction per ALU
+//! instruction in the common case, compare + branch per jump (the
+//! xorshift loop runs at the same speed as rbpf's JIT), three inline
+//! region compares per checked access (the byte-sum loop with a checked
+//! load per byte runs at ~1.5x rbpf's unchecked JIT code), no check at all
+//! for stack accesses.
+//!
+//! ## Limitations
+//!
+//! - Helpers are always called through the trampoline: no inlined fast
+//!   paths (e.g. array map lookups) yet.
+//! - x86-64 Linux only ([`available`]); elsewhere [`compile`] returns
+//!   [`JitError::Unavailable`] and callers use the interpreter.
+//! - A program entered with a frame pointer that is not inside the machine's
+//!   stack (only possible after an atomic fetch into r10, which the kernel
+//!   verifier rejects but validation accepts, followed by a tail call) gets
+//!   `VmError::Memory` at its entry instead of running.
+//! - A legacy packet load (`ldabs`/`ldind`) that runs off the packet inside
+//!   a tail-called program ends only that program (returning 0 to the
+//!   caller's caller), not the whole run.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+use uxdp_vm::STACK_PER_FRAME;
+use uxdp_vm::{Machine, NativeCode, Program, VmError};
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod runtime;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod x64;
+
+/// Why a program could not be compiled (the caller falls back to the interpreter).
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The JIT only targets x86-64 Linux.
+    #[error("the JIT needs x86-64 Linux")]
+    Unavailable,
+    /// An instruction the JIT does not translate.
+    #[error("instruction {pc}: {what} is not supported by the JIT")]
+    Unsupported {
+        /// Slot index.
+        pc: usize,
+        /// What it is.
+        what: String,
+    },
+    /// `JitOptions::proven` does not have one entry per instruction.
+    #[error("the proven-access list has {got} entries but the program has {want} instructions")]
+    ProvenLength {
+        /// Entries given.
+        got: usize,
+        /// Instructions in the program.
+        want: usize,
+    },
+    /// The assembler or the code mapping failed.
+    #[error("code generation failed: {0}")]
+    Codegen(String),
+    /// [`attach`] on a program that already has native code.
+    #[error("the program already has native code attached")]
+    AlreadyAttached,
+}
+
+/// Compilation options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JitOptions<'a> {
+    /// Per instruction: true if the verifier proved that instruction's
+    /// memory access in bounds (its `Facts::proven`), so no run-time check
+    /// is emitted. Must have one entry per instruction slot.
+    pub proven: Option<&'a [bool]>,
+}
+
+/// Whether the JIT can run on this host.
+pub fn available() -> bool {
+    cfg!(all(target_arch = "x86_64", target_os = "linux"))
+}
+
+/// Native code of one program; implements [`NativeCode`].
+pub struct JitProgram {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    code: x64::Code,
+    insns: usize,
+}
+
+impl core::fmt::Debug for JitProgram {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("JitProgram").field("insns", &self.insns).field("code_bytes", &self.code_size()).finish()
+    }
+}
+
+impl JitProgram {
+    /// Size of the machine code in bytes.
+    pub fn code_size(&self) -> usize {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        return self.code.buf.len();
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        0
+    }
+
+    /// Number of eBPF instruction slots compiled.
+    pub fn insns(&self) -> usize {
+        self.insns
+    }
+}
+
+/// Compiles `prog` for this host.
+pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitError> {
+    if let Some(p) = opts.proven {
+        if p.len() != prog.ops().len() {
+            return Err(JitError::ProvenLength { got: p.len(), want: prog.ops().len() });
+        }
+    }
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let code = x64::compile(prog, opts.proven)?;
+        Ok(JitProgram { code, insns: prog.ops().len() })
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    Err(JitError::Unavailable)
+}
+
+/// Compiles `prog` and installs the code as its native code.
+pub fn attach(prog: &Program) -> Result<(), JitError> {
+    attach_with(prog, &JitOptions::default())
+}
+
+/// [`attach`] with options (e.g. the verifier's proven accesses).
+pub fn attach_with(prog: &Program, opts: &JitOptions<'_>) -> Result<(), JitError> {
+    if prog.native().is_some() {
+        return Err(JitError::AlreadyAttached);
+    }
+    let jp = compile(prog, opts)?;
+    if prog.set_native(Arc::new(jp)) {
+        Ok(())
+    } else {
+        Err(JitError::AlreadyAttached)
+    }
+}
+
+impl NativeCode for JitProgram {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn run(&self, m: &mut Machine<'_>, entry: usize, regs: &[u64; 11], depth: usize) -> Result<u64, VmError> {
+        use runtime::*;
+        let code = &self.code;
+        let target = if entry == 0 {
+            code.main_addr as *const u8
+        } else {
+            let Ok(i) = code.entries.binary_search_by_key(&entry, |e| e.0) else {
+                return Err(VmError::Unreachable { pc: entry });
+            };
+            code.buf.ptr(code.entries[i].1)
+        };
+        // Stack accesses through r10 inside the frame are emitted unchecked:
+        // that is only sound if r10 points into the stack with a whole frame
+        // below it. It always does unless some program overwrote r10 with an
+        // atomic fetch (which validation allows) and then tail-called.
+        let s = m.stack();
+        let fp = regs[10];
+        if fp < s.start + STACK_PER_FRAME as u64 || fp > s.start + s.len {
+            return Err(VmError::Memory { pc: entry, addr: fp, len: STACK_PER_FRAME, write: true });
+        }
+        let mut ctx = Ctx::new(core::ptr::null_mut(), m.budget, depth);
+        ctx.refresh(m);
+        ctx.machine = (m as *mut Machine<'_>).cast::<Machine<'static>>();
+        type Stub = extern "sysv64" fn(*mut Ctx, *const [u64; 11], *const u8) -> u64;
+        // SAFETY: `stub` is the entry stub emitted by `x64::compile` with
+        // exactly this signature; the code only touches memory through
+        // checked or frame-bounded accesses and the context block.
+        let stub: Stub = unsafe { core::mem::transmute::<usize, Stub>(code.stub_addr) };
+        let st = stub(&mut ctx, regs, target);
+        m.budget = ctx.budget;
+        if st == 0 {
+            return Ok(ctx.r0);
+        }
+        let pc = ctx.pc as usize;
+        match ctx.status {
+            ST_BUDGET => Err(VmError::Budget { pc }),
+            ST_DEPTH => Err(VmError::CallDepth { pc }),
+            ST_MISALIGNED => Err(VmError::Misaligned { pc, addr: ctx.addr }),
+            ST_EARLY => Ok(0),
+            ST_UNREACH => Err(VmError::Unreachable { pc }),
+            ST_PANIC => match ctx.panic.take() {
+                Some(p) => std::panic::resume_unwind(p),
+                None => Err(VmError::Unreachable { pc }),
+            },
+            ST_ERR => Err(ctx.error.take().unwrap_or(VmError::Unreachable { pc })),
+            _ => Err(VmError::Unreachable { pc }),
+        }
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    fn run(&self, _m: &mut Machine<'_>, entry: usize, _regs: &[u64; 11], _depth: usize) -> Result<u64, VmError> {
+        Err(VmError::Unreachable { pc: entry })
+    }
+}

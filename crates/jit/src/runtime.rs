@@ -1,0 +1,293 @@
+//! The run-time side of generated code: the context block the code keeps
+//! in `r12`, and the `extern "sysv64"` trampolines it calls into Rust for
+//! helpers, tail calls, legacy packet loads and the slow memory check.
+
+use core::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use uxdp_vm::{HelperFn, Machine, Region, VmError};
+
+/// Number of per-run regions checked inline by generated code (slots 0-2:
+/// stack, context and packet for XDP); the others, and the shared (map
+/// value) regions, are checked by [`slow_check`].
+pub(crate) const INLINE_REGIONS: usize = 3;
+
+/// Status codes left in [`Ctx::status`] when the code leaves through the
+/// error exit.
+pub(crate) const ST_OK: u64 = 0;
+/// A [`VmError`] is in [`Ctx::error`].
+pub(crate) const ST_ERR: u64 = 1;
+/// Budget exhausted at [`Ctx::pc`].
+pub(crate) const ST_BUDGET: u64 = 2;
+/// Call depth exceeded at [`Ctx::pc`].
+pub(crate) const ST_DEPTH: u64 = 3;
+/// Misaligned atomic at [`Ctx::pc`], address in [`Ctx::addr`].
+pub(crate) const ST_MISALIGNED: u64 = 4;
+/// A legacy packet load ran off the packet: the run returns 0.
+pub(crate) const ST_EARLY: u64 = 5;
+/// Unreachable slot executed at [`Ctx::pc`].
+pub(crate) const ST_UNREACH: u64 = 6;
+/// A helper panicked; the payload is in [`Ctx::panic`].
+pub(crate) const ST_PANIC: u64 = 7;
+/// A helper requested a tail call (not an exit status: the code handles it).
+pub(crate) const ST_TAIL: u64 = 8;
+
+/// One inline-checked region: `addr` is inside for an access of size `s`
+/// iff `addr - start < lim[s]` (unsigned), where `lim[s] = len - s + 1`
+/// (0 if the region is shorter than `s`, or for writes to a read-only one).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct InlineRegion {
+    pub start: u64,
+    /// Limits for reads of 1, 2, 4, 8 bytes.
+    pub rlim: [u64; 4],
+    /// Limits for writes of 1, 2, 4, 8 bytes.
+    pub wlim: [u64; 4],
+}
+
+impl InlineRegion {
+    #[inline(always)]
+    fn of(r: &Region) -> Self {
+        let lim = [r.len, r.len.saturating_sub(1), r.len.saturating_sub(3), r.len.saturating_sub(7)];
+        let mask = 0u64.wrapping_sub(r.writable as u64);
+        InlineRegion { start: r.start, rlim: lim, wlim: lim.map(|l| l & mask) }
+    }
+}
+
+/// The block generated code addresses through `r12`.
+#[repr(C)]
+pub(crate) struct Ctx {
+    pub regions: [InlineRegion; INLINE_REGIONS],
+    pub budget: u64,
+    pub depth: u64,
+    pub pc: u64,
+    pub status: u64,
+    /// Helper function pointer, `callx` id, or `ldind` register value.
+    pub arg: u64,
+    /// `ldabs`/`ldind`: opcode << 32 | imm.
+    pub arg2: u64,
+    pub addr: u64,
+    pub saved_rsp: u64,
+    pub r0: u64,
+    /// Registers handed to a tail call's target.
+    pub tail_regs: [u64; 11],
+    pub machine: *mut Machine<'static>,
+    pub error: Option<VmError>,
+    pub panic: Option<Box<dyn Any + Send>>,
+}
+
+macro_rules! off {
+    ($f:ident) => {
+        core::mem::offset_of!(Ctx, $f) as i32
+    };
+}
+pub(crate) const C_BUDGET: i32 = off!(budget);
+pub(crate) const C_DEPTH: i32 = off!(depth);
+pub(crate) const C_PC: i32 = off!(pc);
+pub(crate) const C_STATUS: i32 = off!(status);
+pub(crate) const C_ARG: i32 = off!(arg);
+pub(crate) const C_ARG2: i32 = off!(arg2);
+pub(crate) const C_ADDR: i32 = off!(addr);
+pub(crate) const C_SAVED_RSP: i32 = off!(saved_rsp);
+pub(crate) const C_R0: i32 = off!(r0);
+pub(crate) const C_TAIL_REGS: i32 = off!(tail_regs);
+
+/// Offset of region `slot`'s start.
+pub(crate) const fn region_start(slot: usize) -> i32 {
+    (core::mem::offset_of!(Ctx, regions) + slot * core::mem::size_of::<InlineRegion>()) as i32
+}
+
+/// Offset of region `slot`'s limit for an access of `size` bytes.
+pub(crate) const fn region_lim(slot: usize, size: u32, write: bool) -> i32 {
+    let i = match size {
+        1 => 0,
+        2 => 1,
+        4 => 2,
+        _ => 3,
+    };
+    let base =
+        if write { core::mem::offset_of!(InlineRegion, wlim) } else { core::mem::offset_of!(InlineRegion, rlim) };
+    region_start(slot) + (base + i * 8) as i32
+}
+
+impl Ctx {
+    pub(crate) fn new(m: *mut Machine<'static>, budget: u64, depth: usize) -> Ctx {
+        Ctx {
+            regions: [InlineRegion::default(); INLINE_REGIONS],
+            budget,
+            depth: depth as u64,
+            pc: 0,
+            status: ST_OK,
+            arg: 0,
+            arg2: 0,
+            addr: 0,
+            saved_rsp: 0,
+            r0: 0,
+            tail_regs: [0; 11],
+            machine: m,
+            error: None,
+            panic: None,
+        }
+    }
+
+    /// Copies the machine's first per-run regions into the inline table.
+    #[inline]
+    pub(crate) fn refresh(&mut self, m: &Machine<'_>) {
+        let d = m.mem.dynamic();
+        for (i, slot) in self.regions.iter_mut().enumerate() {
+            *slot = d.get(i).map(InlineRegion::of).unwrap_or_default();
+        }
+    }
+
+    fn fail(&mut self, e: VmError) -> u64 {
+        self.error = Some(e);
+        self.status = ST_ERR;
+        0
+    }
+
+    fn machine(&mut self) -> &mut Machine<'static> {
+        // SAFETY: `machine` points at the machine that is running this code
+        // (set by `JitProgram::run`, which does not touch it meanwhile).
+        unsafe { &mut *self.machine }
+    }
+
+    /// Calls helper `f` with the budget bookkeeping the interpreter does.
+    fn call_helper(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
+        let pc = self.pc as usize;
+        self.budget -= 1;
+        if self.budget == 0 {
+            self.status = ST_BUDGET;
+            return 0;
+        }
+        let budget = self.budget;
+        let m = self.machine();
+        m.set_pc(pc);
+        m.budget = budget;
+        let r = catch_unwind(AssertUnwindSafe(|| f(m, args)));
+        let m = self.machine();
+        let tail = m.tail_call_pending();
+        self.budget = m.budget;
+        // SAFETY: as in `machine`; `refresh` only reads.
+        let m: &Machine<'_> = unsafe { &*self.machine };
+        self.refresh(m);
+        match r {
+            Ok(Ok(v)) => {
+                if tail {
+                    self.status = ST_TAIL;
+                }
+                v
+            }
+            Ok(Err(e)) => self.fail(e),
+            Err(p) => {
+                self.panic = Some(p);
+                self.status = ST_PANIC;
+                0
+            }
+        }
+    }
+}
+
+/// Direct helper call: the function pointer is in `ctx.arg`, the call's slot
+/// in `ctx.pc`; r1-r5 arrive in the argument registers.
+pub(crate) extern "sysv64" fn helper_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: the code generator stored a `HelperFn` taken from the program.
+    let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
+    ctx.call_helper(f, [a1, a2, a3, a4, a5])
+}
+
+/// `callx`: the helper id is in `ctx.arg`.
+pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    let id = ctx.arg;
+    let pc = ctx.pc as usize;
+    let h = ctx.machine().program().helpers().get(id);
+    match h {
+        Some(h) => ctx.call_helper(h.func, [a1, a2, a3, a4, a5]),
+        None => ctx.fail(VmError::BadCallx { pc, id }),
+    }
+}
+
+/// Runs the pending tail call in place of the current function
+/// (`ctx.tail_regs` holds r1 and r6-r10); returns its r0.
+pub(crate) extern "sysv64" fn tail_tramp(ctx: *mut Ctx) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    let regs = ctx.tail_regs;
+    let depth = ctx.depth as usize;
+    let budget = ctx.budget;
+    let m = ctx.machine();
+    m.budget = budget;
+    let r = catch_unwind(AssertUnwindSafe(|| m.run_pending_tail_call(&regs, depth)));
+    let m = ctx.machine();
+    ctx.budget = m.budget;
+    // SAFETY: as in `Ctx::machine`; `refresh` only reads.
+    let m: &Machine<'_> = unsafe { &*ctx.machine };
+    ctx.refresh(m);
+    match r {
+        Ok(Some(Ok(v))) => {
+            ctx.status = ST_OK;
+            v
+        }
+        Ok(None) => {
+            ctx.status = ST_OK;
+            0
+        }
+        Ok(Some(Err(e))) => ctx.fail(e),
+        Err(p) => {
+            ctx.panic = Some(p);
+            ctx.status = ST_PANIC;
+            0
+        }
+    }
+}
+
+/// Legacy `ldabs`/`ldind`: `ctx.arg2` = opcode << 32 | imm, `ctx.arg` =
+/// the index register's value; returns the loaded value, or ends the run.
+pub(crate) extern "sysv64" fn ld_legacy_tramp(ctx: *mut Ctx) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    let code = (ctx.arg2 >> 32) as u8;
+    let imm = ctx.arg2 as u32 as i32;
+    let pc = ctx.pc as usize;
+    let size: u64 = match code & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        _ => 1,
+    };
+    let off = if code & 0x40 != 0 { (ctx.arg as u32 as i32).wrapping_add(imm) } else { imm };
+    let m = ctx.machine();
+    let (base, len) = m.legacy_packet;
+    if off < 0 || off as u64 + size > len {
+        ctx.status = ST_EARLY;
+        return 0;
+    }
+    let addr = base + off as u64;
+    let Some(p) = m.mem.check(addr, size, false) else {
+        return ctx.fail(VmError::Memory { pc, addr, len: size as usize, write: false });
+    };
+    // SAFETY: checked to lie inside a live readable region.
+    unsafe {
+        match size {
+            4 => u32::from_be(core::ptr::read_unaligned(p as *const u32)) as u64,
+            2 => u16::from_be(core::ptr::read_unaligned(p as *const u16)) as u64,
+            _ => *p as u64,
+        }
+    }
+}
+
+/// The out-of-line memory check: all regions of the machine. `info` =
+/// pc << 8 | write << 4 | size. Returns 1 if allowed, else 0 with the
+/// fault recorded.
+pub(crate) extern "sysv64" fn slow_check(ctx: *mut Ctx, addr: u64, info: u64) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    let size = info & 0xf;
+    let write = (info >> 4) & 1 != 0;
+    if ctx.machine().mem.check(addr, size, write).is_some() {
+        1
+    } else {
+        ctx.fail(VmError::Memory { pc: (info >> 8) as usize, addr, len: size as usize, write })
+    }
+}

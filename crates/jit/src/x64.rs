@@ -1,0 +1,713 @@
+//! The x86-64 code generator (dynasm-rs).
+//!
+//! Register assignment (chosen so that r1-r5 are already the System V
+//! argument registers 2-6 of the helper trampoline, whose first argument is
+//! the context):
+//!
+//! | eBPF | r0  | r1  | r2  | r3  | r4 | r5 | r6  | r7  | r8  | r9  | r10 |
+//! |------|-----|-----|-----|-----|----|----|-----|-----|-----|-----|-----|
+//! | x86  | rax | rsi | rdx | rcx | r8 | r9 | rbx | r13 | r14 | r15 | rbp |
+//!
+//! `r12` holds the [`Ctx`] block; `rdi`, `r10` and `r11` are scratch. Inside
+//! generated functions `rsp` is always 16-byte aligned, so Rust can be
+//! called directly: the entry stub pushes 6 registers, a local call pushes
+//! 5 (r6-r10) plus its return address.
+
+use crate::runtime::*;
+use crate::JitError;
+use dynasmrt::x64::Assembler;
+use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
+use uxdp_vm::{Program, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
+
+/// x86 register of each eBPF register.
+const REG: [u8; 11] = [0, 6, 2, 1, 8, 9, 3, 13, 14, 15, 5];
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+
+/// Machine code of one program.
+pub(crate) struct Code {
+    pub buf: ExecutableBuffer,
+    /// (function start slot, code offset), sorted by slot.
+    pub entries: Vec<(usize, AssemblyOffset)>,
+    /// Address of the entry stub (cached `buf.ptr(stub)`).
+    pub stub_addr: usize,
+    /// Address of the code of slot 0.
+    pub main_addr: usize,
+}
+
+enum Deferred {
+    /// Slow memory check: `info` for [`slow_check`]; continue at `ok`.
+    MemSlow { at: DynamicLabel, ok: DynamicLabel, info: u64 },
+    /// Leave with `status` at `pc`.
+    Fail { at: DynamicLabel, pc: usize, status: u64 },
+    /// Misaligned atomic (address in r11).
+    Misaligned { at: DynamicLabel, pc: usize },
+    /// Taken backward conditional jump: charge the budget, then jump.
+    Back { at: DynamicLabel, pc: usize, target: DynamicLabel },
+    /// A helper left a non-zero status: tail call or error.
+    HelperStatus { at: DynamicLabel },
+}
+
+#[derive(Clone, Copy)]
+enum Cond {
+    Eq,
+    Ne,
+    A,
+    Ae,
+    B,
+    Be,
+    G,
+    Ge,
+    L,
+    Le,
+    Set,
+}
+
+struct Gen<'p> {
+    a: Assembler,
+    labels: Vec<DynamicLabel>,
+    error_exit: DynamicLabel,
+    slow_stub: DynamicLabel,
+    deferred: Vec<Deferred>,
+    proven: Option<&'p [bool]>,
+    /// False if some instruction writes r10 (an atomic fetch into r10,
+    /// which validation lets through): then r10 is not a trusted frame
+    /// pointer and stack accesses are checked like any other.
+    r10_trusted: bool,
+}
+
+/// Where a checked (or proven) access goes: `[base + disp]`.
+struct Mem {
+    base: u8,
+    disp: i32,
+}
+
+fn codegen(e: impl core::fmt::Display) -> JitError {
+    JitError::Codegen(e.to_string())
+}
+
+impl Gen<'_> {
+    fn label(&mut self) -> DynamicLabel {
+        self.a.new_dynamic_label()
+    }
+
+    fn fail(&mut self, pc: usize, status: u64) -> DynamicLabel {
+        let at = self.label();
+        self.deferred.push(Deferred::Fail { at, pc, status });
+        at
+    }
+
+    /// Emits the bounds check of `[r(base) + off, +size)`; stack accesses
+    /// through r10 inside the current frame and accesses the verifier
+    /// proved need none.
+    fn mem(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
+        let off = off as i32;
+        let in_frame = self.r10_trusted && base == 10 && off >= -(STACK_PER_FRAME as i32) && off + size as i32 <= 0;
+        let proven = self.proven.is_some_and(|p| p.get(pc).copied().unwrap_or(false));
+        let b = REG[base as usize];
+        if in_frame || proven {
+            return Mem { base: b, disp: off };
+        }
+        let ok = self.label();
+        let slow = self.label();
+        dynasm!(self.a ; .arch x64 ; lea r11, [Rq(b) + off]);
+        // XDP puts the packet in slot 2 and the context in slot 1; stack
+        // accesses through r10 mostly never get here.
+        for (i, slot) in [2usize, 1, 0].into_iter().enumerate() {
+            let (s, l) = (region_start(slot), region_lim(slot, size, write));
+            dynasm!(self.a
+                ; .arch x64
+                ; mov r10, r11
+                ; sub r10, [r12 + s]
+                ; cmp r10, [r12 + l]
+            );
+            if i < INLINE_REGIONS - 1 {
+                dynasm!(self.a ; .arch x64 ; jb =>ok);
+            } else {
+                dynasm!(self.a ; .arch x64 ; jae =>slow);
+            }
+        }
+        dynasm!(self.a ; .arch x64 ; =>ok);
+        let info = (pc as u64) << 8 | (write as u64) << 4 | size as u64;
+        self.deferred.push(Deferred::MemSlow { at: slow, ok, info });
+        Mem { base: 11, disp: 0 }
+    }
+
+    fn jcc(&mut self, c: Cond, l: DynamicLabel) {
+        let a = &mut self.a;
+        match c {
+            Cond::Eq => dynasm!(a ; .arch x64 ; je =>l),
+            Cond::Ne | Cond::Set => dynasm!(a ; .arch x64 ; jne =>l),
+            Cond::A => dynasm!(a ; .arch x64 ; ja =>l),
+            Cond::Ae => dynasm!(a ; .arch x64 ; jae =>l),
+            Cond::B => dynasm!(a ; .arch x64 ; jb =>l),
+            Cond::Be => dynasm!(a ; .arch x64 ; jbe =>l),
+            Cond::G => dynasm!(a ; .arch x64 ; jg =>l),
+            Cond::Ge => dynasm!(a ; .arch x64 ; jge =>l),
+            Cond::L => dynasm!(a ; .arch x64 ; jl =>l),
+            Cond::Le => dynasm!(a ; .arch x64 ; jle =>l),
+        }
+    }
+
+    /// Calls `f(ctx, r1..r5)` keeping r1-r5 (the interpreter leaves them
+    /// untouched across calls); the result lands in rax (r0).
+    fn call_rust(&mut self, f: usize) {
+        dynasm!(self.a
+            ; .arch x64
+            ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11
+            ; mov rdi, r12
+            ; mov rax, QWORD f as i64
+            ; call rax
+            ; pop r11 ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi
+        );
+    }
+
+    fn charge_budget(&mut self, pc: usize) {
+        let err = self.fail(pc, ST_BUDGET);
+        dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>err);
+    }
+
+    fn shift_reg(&mut self, kind: u8, wide: bool, d: u8, s: u8) {
+        macro_rules! sh {
+            ($r:ident) => {
+                match (kind, wide) {
+                    (0x60, true) => dynasm!(self.a ; .arch x64 ; shl Rq($r), cl),
+                    (0x70, true) => dynasm!(self.a ; .arch x64 ; shr Rq($r), cl),
+                    (_, true) => dynasm!(self.a ; .arch x64 ; sar Rq($r), cl),
+                    (0x60, false) => dynasm!(self.a ; .arch x64 ; shl Rd($r), cl),
+                    (0x70, false) => dynasm!(self.a ; .arch x64 ; shr Rd($r), cl),
+                    (_, false) => dynasm!(self.a ; .arch x64 ; sar Rd($r), cl),
+                }
+            };
+        }
+        if s == RCX {
+            sh!(d);
+        } else if d == RCX {
+            let t = 11u8;
+            dynasm!(self.a ; .arch x64 ; mov r11, rcx ; mov rcx, Rq(s));
+            sh!(t);
+            dynasm!(self.a ; .arch x64 ; mov rcx, r11);
+        } else {
+            dynasm!(self.a ; .arch x64 ; mov r11, rcx ; mov rcx, Rq(s));
+            sh!(d);
+            dynasm!(self.a ; .arch x64 ; mov rcx, r11);
+        }
+        if !wide {
+            // A 32-bit shift by 0 may leave the upper half: zero-extend.
+            dynasm!(self.a ; .arch x64 ; mov Rd(d), Rd(d));
+        }
+    }
+
+    /// Division or modulo of `d` by the divisor already in r11 (non-zero
+    /// and, if signed, not -1: both handled by the caller).
+    fn divide(&mut self, wide: bool, signed: bool, modulo: bool, d: u8) {
+        dynasm!(self.a ; .arch x64 ; mov rdi, rax ; mov r10, rdx ; mov rax, Rq(d));
+        match (wide, signed) {
+            (true, false) => dynasm!(self.a ; .arch x64 ; xor edx, edx ; div r11),
+            (true, true) => dynasm!(self.a ; .arch x64 ; cqo ; idiv r11),
+            (false, false) => dynasm!(self.a ; .arch x64 ; xor edx, edx ; div r11d),
+            (false, true) => dynasm!(self.a ; .arch x64 ; cdq ; idiv r11d),
+        }
+        match (wide, modulo) {
+            (true, false) => dynasm!(self.a ; .arch x64 ; mov r11, rax),
+            (true, true) => dynasm!(self.a ; .arch x64 ; mov r11, rdx),
+            (false, false) => dynasm!(self.a ; .arch x64 ; mov r11d, eax),
+            (false, true) => dynasm!(self.a ; .arch x64 ; mov r11d, edx),
+        }
+        dynasm!(self.a ; .arch x64 ; mov rax, rdi ; mov rdx, r10 ; mov Rq(d), r11);
+    }
+
+    /// RFC 9669 results for a zero divisor.
+    fn div_by_zero(&mut self, wide: bool, modulo: bool, d: u8) {
+        match (wide, modulo) {
+            (_, false) => dynasm!(self.a ; .arch x64 ; xor Rd(d), Rd(d)),
+            (true, true) => {}
+            (false, true) => dynasm!(self.a ; .arch x64 ; mov Rd(d), Rd(d)),
+        }
+    }
+
+    /// Signed division by -1: negation (wrapping), modulo: 0.
+    fn div_by_minus_one(&mut self, wide: bool, modulo: bool, d: u8) {
+        match (wide, modulo) {
+            (_, true) => dynasm!(self.a ; .arch x64 ; xor Rd(d), Rd(d)),
+            (true, false) => dynasm!(self.a ; .arch x64 ; neg Rq(d)),
+            (false, false) => dynasm!(self.a ; .arch x64 ; neg Rd(d)),
+        }
+    }
+
+    fn divmod(&mut self, wide: bool, signed: bool, modulo: bool, d: u8, src: Option<u8>, imm: i64) {
+        match src {
+            None => {
+                let k = if wide { imm } else { imm as u32 as i64 };
+                let minus_one = if wide { imm == -1 } else { imm as i32 == -1 };
+                if k == 0 {
+                    self.div_by_zero(wide, modulo, d);
+                } else if signed && minus_one {
+                    self.div_by_minus_one(wide, modulo, d);
+                } else {
+                    dynasm!(self.a ; .arch x64 ; mov r11, QWORD k);
+                    self.divide(wide, signed, modulo, d);
+                }
+            }
+            Some(s) => {
+                let (zero, done) = (self.label(), self.label());
+                dynasm!(self.a ; .arch x64 ; mov r11, Rq(s));
+                if wide {
+                    dynasm!(self.a ; .arch x64 ; test r11, r11 ; jz =>zero);
+                } else {
+                    dynasm!(self.a ; .arch x64 ; test r11d, r11d ; jz =>zero);
+                }
+                if signed {
+                    let general = self.label();
+                    if wide {
+                        dynasm!(self.a ; .arch x64 ; cmp r11, -1 ; jne =>general);
+                    } else {
+                        dynasm!(self.a ; .arch x64 ; cmp r11d, -1 ; jne =>general);
+                    }
+                    self.div_by_minus_one(wide, modulo, d);
+                    dynasm!(self.a ; .arch x64 ; jmp =>done ; =>general);
+                }
+                self.divide(wide, signed, modulo, d);
+                dynasm!(self.a ; .arch x64 ; jmp =>done ; =>zero);
+                self.div_by_zero(wide, modulo, d);
+                dynasm!(self.a ; .arch x64 ; =>done);
+            }
+        }
+    }
+
+    fn atomic(&mut self, pc: usize, wide: bool, d: u8, s_bpf: u8, off: i16, imm: i64) -> Result<(), JitError> {
+        use uxdp_isa::opcode::atomic as at;
+        let size = if wide { 8 } else { 4 };
+        let m = self.mem(pc, d, off, size, true);
+        let s = REG[s_bpf as usize];
+        let mis = self.label();
+        self.deferred.push(Deferred::Misaligned { at: mis, pc });
+        dynasm!(self.a
+            ; .arch x64
+            ; lea r11, [Rq(m.base) + m.disp]
+            ; test r11, (size - 1) as i32
+            ; jnz =>mis
+        );
+        let imm = imm as i32;
+        match (imm, wide) {
+            (at::ADD, true) => dynasm!(self.a ; .arch x64 ; lock add [r11], Rq(s)),
+            (at::ADD, false) => dynasm!(self.a ; .arch x64 ; lock add [r11], Rd(s)),
+            (at::OR, true) => dynasm!(self.a ; .arch x64 ; lock or [r11], Rq(s)),
+            (at::OR, false) => dynasm!(self.a ; .arch x64 ; lock or [r11], Rd(s)),
+            (at::AND, true) => dynasm!(self.a ; .arch x64 ; lock and [r11], Rq(s)),
+            (at::AND, false) => dynasm!(self.a ; .arch x64 ; lock and [r11], Rd(s)),
+            (at::XOR, true) => dynasm!(self.a ; .arch x64 ; lock xor [r11], Rq(s)),
+            (at::XOR, false) => dynasm!(self.a ; .arch x64 ; lock xor [r11], Rd(s)),
+            (0x01, true) => dynasm!(self.a ; .arch x64 ; lock xadd [r11], Rq(s)),
+            (0x01, false) => dynasm!(self.a ; .arch x64 ; lock xadd [r11], Rd(s)),
+            (at::XCHG, true) => dynasm!(self.a ; .arch x64 ; xchg [r11], Rq(s)),
+            (at::XCHG, false) => dynasm!(self.a ; .arch x64 ; xchg [r11], Rd(s)),
+            (at::CMPXCHG, true) => dynasm!(self.a ; .arch x64 ; lock cmpxchg [r11], Rq(s)),
+            (at::CMPXCHG, false) => dynasm!(self.a ; .arch x64 ; lock cmpxchg [r11], Rd(s) ; mov eax, eax),
+            (0x41 | 0x51 | 0xa1, _) => {
+                let again = self.label();
+                dynasm!(self.a ; .arch x64 ; mov rdi, Rq(s) ; push rax);
+                if wide {
+                    dynasm!(self.a ; .arch x64 ; mov rax, [r11] ; =>again ; mov r10, rax);
+                } else {
+                    dynasm!(self.a ; .arch x64 ; mov eax, [r11] ; =>again ; mov r10, rax);
+                }
+                match imm {
+                    0x41 => dynasm!(self.a ; .arch x64 ; or r10, rdi),
+                    0x51 => dynasm!(self.a ; .arch x64 ; and r10, rdi),
+                    _ => dynasm!(self.a ; .arch x64 ; xor r10, rdi),
+                }
+                if wide {
+                    dynasm!(self.a ; .arch x64 ; lock cmpxchg [r11], r10 ; jnz =>again);
+                } else {
+                    dynasm!(self.a ; .arch x64 ; lock cmpxchg [r11], r10d ; jnz =>again);
+                }
+                if s == RAX {
+                    dynasm!(self.a ; .arch x64 ; add rsp, 8);
+                } else {
+                    dynasm!(self.a ; .arch x64 ; mov Rq(s), rax ; pop rax);
+                }
+            }
+            _ => return Err(JitError::Unsupported { pc, what: format!("atomic operation {imm:#x}") }),
+        }
+        Ok(())
+    }
+
+    fn insn(&mut self, prog: &Program, pc: usize) -> Result<(), JitError> {
+        let op = prog.ops()[pc];
+        let d = REG[(op.dst & 15).min(10) as usize];
+        let s = REG[(op.src & 15).min(10) as usize];
+        let imm = op.imm;
+        let i = imm as i32;
+        macro_rules! a {
+            ($($t:tt)*) => { dynasm!(self.a ; .arch x64 ; $($t)*) };
+        }
+        match op.code {
+            // ---- ALU64 immediate ----
+            0x07 => a!(add Rq(d), i),
+            0x17 => a!(sub Rq(d), i),
+            0x27 => a!(imul Rq(d), Rq(d), i),
+            0x47 => a!(or Rq(d), i),
+            0x57 => a!(and Rq(d), i),
+            0xa7 => a!(xor Rq(d), i),
+            0xb7 => a!(mov Rq(d), i),
+            0x67 | 0x77 | 0xc7 => {
+                let k = (imm as u64 & 63) as i8;
+                if k != 0 {
+                    match op.code {
+                        0x67 => a!(shl Rq(d), k),
+                        0x77 => a!(shr Rq(d), k),
+                        _ => a!(sar Rq(d), k),
+                    }
+                }
+            }
+            0x87 => a!(neg Rq(d)),
+            0x37 | 0x97 => self.divmod(true, op.off == 1, op.code == 0x97, d, None, imm),
+            // ---- ALU64 register ----
+            0x0f => a!(add Rq(d), Rq(s)),
+            0x1f => a!(sub Rq(d), Rq(s)),
+            0x2f => a!(imul Rq(d), Rq(s)),
+            0x4f => a!(or Rq(d), Rq(s)),
+            0x5f => a!(and Rq(d), Rq(s)),
+            0xaf => a!(xor Rq(d), Rq(s)),
+            0xbf => match op.off {
+                0 => a!(mov Rq(d), Rq(s)),
+                8 => a!(mov r10, Rq(s) ; movsx Rq(d), r10b),
+                16 => a!(movsx Rq(d), Rw(s)),
+                _ => a!(movsxd Rq(d), Rd(s)),
+            },
+            0x6f | 0x7f | 0xcf => self.shift_reg(op.code & 0xf0, true, d, s),
+            0x3f | 0x9f => self.divmod(true, op.off == 1, op.code == 0x9f, d, Some(s), 0),
+            // ---- ALU32 immediate ----
+            0x04 => a!(add Rd(d), i),
+            0x14 => a!(sub Rd(d), i),
+            0x24 => a!(imul Rd(d), Rd(d), i),
+            0x44 => a!(or Rd(d), i),
+            0x54 => a!(and Rd(d), i),
+            0xa4 => a!(xor Rd(d), i),
+            0xb4 => a!(mov Rd(d), i),
+            0x64 | 0x74 | 0xc4 => {
+                let k = (imm as u32 & 31) as i8;
+                match (op.code, k) {
+                    (_, 0) => a!(mov Rd(d), Rd(d)),
+                    (0x64, _) => a!(shl Rd(d), k),
+                    (0x74, _) => a!(shr Rd(d), k),
+                    _ => a!(sar Rd(d), k),
+                }
+            }
+            0x84 => a!(neg Rd(d)),
+            0x34 | 0x94 => self.divmod(false, op.off == 1, op.code == 0x94, d, None, imm),
+            // ---- ALU32 register ----
+            0x0c => a!(add Rd(d), Rd(s)),
+            0x1c => a!(sub Rd(d), Rd(s)),
+            0x2c => a!(imul Rd(d), Rd(s)),
+            0x4c => a!(or Rd(d), Rd(s)),
+            0x5c => a!(and Rd(d), Rd(s)),
+            0xac => a!(xor Rd(d), Rd(s)),
+            0xbc => match op.off {
+                0 => a!(mov Rd(d), Rd(s)),
+                8 => a!(mov r10, Rq(s) ; movsx Rd(d), r10b),
+                _ => a!(movsx Rd(d), Rw(s)),
+            },
+            0x6c | 0x7c | 0xcc => self.shift_reg(op.code & 0xf0, false, d, s),
+            0x3c | 0x9c => self.divmod(false, op.off == 1, op.code == 0x9c, d, Some(s), 0),
+            // ---- byte order ----
+            0xd4 => match imm {
+                16 => a!(movzx Rd(d), Rw(d)),
+                32 => a!(mov Rd(d), Rd(d)),
+                _ => {}
+            },
+            0xdc | 0xd7 => match imm {
+                16 => a!(rol Rw(d), 8 ; movzx Rd(d), Rw(d)),
+                32 => a!(bswap Rd(d)),
+                _ => a!(bswap Rq(d)),
+            },
+            // ---- lddw ----
+            0x18 => a!(mov Rq(d), QWORD imm),
+            // ---- loads ----
+            0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
+                let size = match op.code & 0x18 {
+                    0x00 => 4,
+                    0x08 => 2,
+                    0x10 => 1,
+                    _ => 8,
+                };
+                let m = self.mem(pc, op.src, op.off as i16, size, false);
+                let (b, o) = (m.base, m.disp);
+                match op.code {
+                    0x61 => a!(mov Rd(d), DWORD [Rq(b) + o]),
+                    0x69 => a!(movzx Rd(d), WORD [Rq(b) + o]),
+                    0x71 => a!(movzx Rd(d), BYTE [Rq(b) + o]),
+                    0x79 => a!(mov Rq(d), QWORD [Rq(b) + o]),
+                    0x81 => a!(movsxd Rq(d), DWORD [Rq(b) + o]),
+                    0x89 => a!(movsx Rq(d), WORD [Rq(b) + o]),
+                    _ => a!(movsx Rq(d), BYTE [Rq(b) + o]),
+                }
+            }
+            // ---- stores ----
+            0x62 | 0x6a | 0x72 | 0x7a | 0x63 | 0x6b | 0x73 | 0x7b => {
+                let size = match op.code & 0x18 {
+                    0x00 => 4,
+                    0x08 => 2,
+                    0x10 => 1,
+                    _ => 8,
+                };
+                let m = self.mem(pc, op.dst, op.off as i16, size, true);
+                let (b, o) = (m.base, m.disp);
+                match op.code {
+                    0x62 => a!(mov DWORD [Rq(b) + o], i),
+                    0x6a => a!(mov WORD [Rq(b) + o], i as i16),
+                    0x72 => a!(mov BYTE [Rq(b) + o], i as i8),
+                    0x7a => a!(mov QWORD [Rq(b) + o], i),
+                    0x63 => a!(mov DWORD [Rq(b) + o], Rd(s)),
+                    0x6b => a!(mov WORD [Rq(b) + o], Rw(s)),
+                    0x73 => a!(mov r10, Rq(s) ; mov BYTE [Rq(b) + o], r10b),
+                    _ => a!(mov QWORD [Rq(b) + o], Rq(s)),
+                }
+            }
+            // ---- atomics ----
+            0xc3 | 0xdb => self.atomic(pc, op.code == 0xdb, op.dst, op.src, op.off as i16, imm)?,
+            // ---- legacy packet loads ----
+            0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => {
+                let arg2 = (op.code as u64) << 32 | imm as u32 as u64;
+                a!(
+                    mov [r12 + C_ARG], Rq(s)
+                    ; mov QWORD [r12 + C_PC], pc as i32
+                    ; mov rax, QWORD arg2 as i64
+                    ; mov [r12 + C_ARG2], rax
+                );
+                self.call_rust(ld_legacy_tramp as *const () as usize);
+                let e = self.error_exit;
+                a!(cmp QWORD [r12 + C_STATUS], 0 ; jne =>e);
+            }
+            // ---- jumps ----
+            0x05 => {
+                let t = op.off as usize;
+                let l = self.labels[t];
+                if t <= pc {
+                    self.charge_budget(pc);
+                }
+                a!(jmp =>l);
+            }
+            c if matches!(c & 7, 5 | 6) && matches!(c >> 4, 1..=7 | 0xa..=0xd) => {
+                let wide = c & 7 == 5;
+                let x = c & 8 != 0;
+                let cond = match c >> 4 {
+                    1 => Cond::Eq,
+                    2 => Cond::A,
+                    3 => Cond::Ae,
+                    4 => Cond::Set,
+                    5 => Cond::Ne,
+                    6 => Cond::G,
+                    7 => Cond::Ge,
+                    0xa => Cond::B,
+                    0xb => Cond::Be,
+                    0xc => Cond::L,
+                    _ => Cond::Le,
+                };
+                let test = matches!(cond, Cond::Set);
+                match (wide, x, test) {
+                    (true, false, false) => a!(cmp Rq(d), i),
+                    (true, false, true) => a!(test Rq(d), i),
+                    (true, true, false) => a!(cmp Rq(d), Rq(s)),
+                    (true, true, true) => a!(test Rq(d), Rq(s)),
+                    (false, false, false) => a!(cmp Rd(d), i),
+                    (false, false, true) => a!(test Rd(d), i),
+                    (false, true, false) => a!(cmp Rd(d), Rd(s)),
+                    (false, true, true) => a!(test Rd(d), Rd(s)),
+                }
+                let t = op.off as usize;
+                let target = self.labels[t];
+                if t > pc {
+                    self.jcc(cond, target);
+                } else {
+                    let at = self.label();
+                    self.deferred.push(Deferred::Back { at, pc, target });
+                    self.jcc(cond, at);
+                }
+            }
+            // ---- calls ----
+            0x85 => {
+                let h = prog.called_helpers().get(imm as usize).ok_or_else(|| JitError::Unsupported {
+                    pc,
+                    what: format!("call of helper index {imm}, which the program does not reference"),
+                })?;
+                a!(
+                    mov rax, QWORD h.func as usize as i64
+                    ; mov [r12 + C_ARG], rax
+                    ; mov QWORD [r12 + C_PC], pc as i32
+                );
+                self.helper_call(helper_tramp as *const () as usize);
+            }
+            0x8d => {
+                a!(mov [r12 + C_ARG], Rq(d) ; mov QWORD [r12 + C_PC], pc as i32);
+                self.helper_call(callx_tramp as *const () as usize);
+            }
+            OP_CALL_LOCAL => {
+                let depth_err = self.fail(pc, ST_DEPTH);
+                a!(cmp QWORD [r12 + C_DEPTH], (MAX_FRAMES - 1) as i32 ; jae =>depth_err);
+                self.charge_budget(pc);
+                let target = self.labels[op.off as usize];
+                a!(
+                    add QWORD [r12 + C_DEPTH], 1
+                    ; push rbx ; push r13 ; push r14 ; push r15 ; push rbp
+                    ; sub rbp, STACK_PER_FRAME as i32
+                    ; call =>target
+                    ; pop rbp ; pop r15 ; pop r14 ; pop r13 ; pop rbx
+                    ; sub QWORD [r12 + C_DEPTH], 1
+                );
+            }
+            0x95 => a!(ret),
+            // Second slot of `lddw`: the first slot's code falls through it,
+            // and validation guarantees nothing jumps here.
+            OP_NONE => {}
+            c => return Err(JitError::Unsupported { pc, what: format!("opcode {c:#04x}") }),
+        }
+        Ok(())
+    }
+
+    fn helper_call(&mut self, tramp: usize) {
+        self.call_rust(tramp);
+        let st = self.label();
+        self.deferred.push(Deferred::HelperStatus { at: st });
+        dynasm!(self.a ; .arch x64 ; cmp QWORD [r12 + C_STATUS], 0 ; jne =>st);
+    }
+
+    fn emit_deferred(&mut self) {
+        let e = self.error_exit;
+        let slow_stub = self.slow_stub;
+        for d in core::mem::take(&mut self.deferred) {
+            match d {
+                Deferred::MemSlow { at, ok, info } => dynasm!(self.a
+                    ; .arch x64
+                    ; =>at
+                    ; mov r10, QWORD info as i64
+                    ; call =>slow_stub
+                    ; jz =>e
+                    ; jmp =>ok
+                ),
+                Deferred::Fail { at, pc, status } => dynasm!(self.a
+                    ; .arch x64
+                    ; =>at
+                    ; mov QWORD [r12 + C_PC], pc as i32
+                    ; mov QWORD [r12 + C_STATUS], status as i32
+                    ; jmp =>e
+                ),
+                Deferred::Misaligned { at, pc } => dynasm!(self.a
+                    ; .arch x64
+                    ; =>at
+                    ; mov [r12 + C_ADDR], r11
+                    ; mov QWORD [r12 + C_PC], pc as i32
+                    ; mov QWORD [r12 + C_STATUS], ST_MISALIGNED as i32
+                    ; jmp =>e
+                ),
+                Deferred::Back { at, pc, target } => dynasm!(self.a
+                    ; .arch x64
+                    ; =>at
+                    ; sub QWORD [r12 + C_BUDGET], 1
+                    ; jnz =>target
+                    ; mov QWORD [r12 + C_PC], pc as i32
+                    ; mov QWORD [r12 + C_STATUS], ST_BUDGET as i32
+                    ; jmp =>e
+                ),
+                Deferred::HelperStatus { at } => dynasm!(self.a
+                    ; .arch x64
+                    ; =>at
+                    ; cmp QWORD [r12 + C_STATUS], ST_TAIL as i32
+                    ; jne =>e
+                    ; mov [r12 + C_TAIL_REGS + 8], rsi
+                    ; mov [r12 + C_TAIL_REGS + 48], rbx
+                    ; mov [r12 + C_TAIL_REGS + 56], r13
+                    ; mov [r12 + C_TAIL_REGS + 64], r14
+                    ; mov [r12 + C_TAIL_REGS + 72], r15
+                    ; mov [r12 + C_TAIL_REGS + 80], rbp
+                    ; mov QWORD [r12 + C_STATUS], 0
+                    ; mov rdi, r12
+                    ; mov rax, QWORD tail_tramp as *const () as usize as i64
+                    ; call rax
+                    ; cmp QWORD [r12 + C_STATUS], 0
+                    ; jne =>e
+                    ; ret
+                ),
+            }
+        }
+    }
+}
+
+/// Compiles `prog` to machine code.
+pub(crate) fn compile(prog: &Program, proven: Option<&[bool]>) -> Result<Code, JitError> {
+    let n = prog.ops().len();
+    if n >= (i32::MAX as usize) >> 8 {
+        return Err(JitError::Unsupported { pc: 0, what: format!("a program of {n} instructions") });
+    }
+    let mut a = Assembler::new().map_err(codegen)?;
+    let labels: Vec<DynamicLabel> = (0..n).map(|_| a.new_dynamic_label()).collect();
+    let error_exit = a.new_dynamic_label();
+    let slow_stub = a.new_dynamic_label();
+    let done = a.new_dynamic_label();
+    // Entry stub: fn(ctx, regs: *const [u64; 11], code) -> 0 (ok) | 1 (status in ctx).
+    let stub = a.offset();
+    dynasm!(a
+        ; .arch x64
+        ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
+        ; mov r12, rdi
+        ; mov [r12 + C_SAVED_RSP], rsp
+        ; mov r11, rdx
+        ; mov rdi, rsi
+        ; mov rax, [rdi]
+        ; mov rsi, [rdi + 8]
+        ; mov rdx, [rdi + 16]
+        ; mov rcx, [rdi + 24]
+        ; mov r8, [rdi + 32]
+        ; mov r9, [rdi + 40]
+        ; mov rbx, [rdi + 48]
+        ; mov r13, [rdi + 56]
+        ; mov r14, [rdi + 64]
+        ; mov r15, [rdi + 72]
+        ; mov rbp, [rdi + 80]
+        ; call r11
+        ; mov [r12 + C_R0], rax
+        ; xor eax, eax
+        ; =>done
+        ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbx ; pop rbp
+        ; ret
+        ; =>error_exit
+        ; mov rsp, [r12 + C_SAVED_RSP]
+        ; mov eax, 1
+        ; jmp =>done
+        // Slow memory check: address in r11, info in r10; ZF set = fault.
+        ; =>slow_stub
+        ; push rax ; push rcx ; push rdx ; push rsi ; push r8 ; push r9 ; push r11
+        ; mov rdi, r12
+        ; mov rsi, r11
+        ; mov rdx, r10
+        ; mov rax, QWORD slow_check as *const () as usize as i64
+        ; call rax
+        ; mov r10, rax
+        ; pop r11 ; pop r9 ; pop r8 ; pop rsi ; pop rdx ; pop rcx ; pop rax
+        ; test r10, r10
+        ; ret
+    );
+    let r10_trusted = !prog
+        .ops()
+        .iter()
+        .any(|o| matches!(o.code, 0xc3 | 0xdb) && o.src == 10 && o.imm as i32 & uxdp_isa::opcode::atomic::FETCH != 0);
+    let mut g = Gen { a, labels, error_exit, slow_stub, deferred: Vec::new(), proven, r10_trusted };
+    for pc in 0..n {
+        let l = g.labels[pc];
+        dynasm!(g.a ; .arch x64 ; =>l);
+        g.insn(prog, pc)?;
+    }
+    g.emit_deferred();
+    g.a.commit().map_err(codegen)?;
+    let mut entries = Vec::new();
+    for &f in prog.functions() {
+        let l = *g.labels.get(f).ok_or_else(|| JitError::Unsupported { pc: f, what: "function start".into() })?;
+        entries.push((f, g.a.labels().resolve_dynamic(l).map_err(codegen)?));
+    }
+    entries.sort_by_key(|e| e.0);
+    let buf = g.a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
+    let stub_addr = buf.ptr(stub) as usize;
+    let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
+    Ok(Code { buf, entries, stub_addr, main_addr })
+}
