@@ -65,8 +65,12 @@
 use crate::check::{check, is_cond_jump};
 use crate::context::{NetDevice, SkbContext};
 use crate::insn::{op, skf, SockFilter};
+use crate::lower::{
+    alu32, be, call, exit, jmp, ldx, load_scratch, lower_alu, lower_jump, lower_misc, mov32, mov64, store_scratch,
+    Lowered, RA, RX,
+};
 use crate::CbpfError;
-use uxdp_isa::{AluOp, Cond, Endian, Insn, Instruction, Operand, PacketMode, Reg, Size, Width};
+use uxdp_isa::{AluOp, Cond, Insn, Instruction, Operand, PacketMode, Reg, Size, Width};
 
 /// Helper id of the 1-byte packet load (`bpf_skb_load_helper_8`).
 pub const HELPER_LOAD_B: u32 = 1000;
@@ -81,12 +85,9 @@ pub const HELPER_PRANDOM: u32 = 7;
 /// Helper id of `bpf_get_smp_processor_id` (the kernel's id).
 pub const HELPER_CPU: u32 = 8;
 
-const RA: Reg = Reg(0);
-const RX: Reg = Reg(7);
 const CTX: Reg = Reg(6);
 const TMP: Reg = Reg(2);
 const SAVE: Reg = Reg(8);
-const FP: Reg = Reg(10);
 
 /// One converted slot: an instruction, or a jump to a classic instruction
 /// whose eBPF address is known only after layout.
@@ -97,32 +98,19 @@ enum Emit {
     Jcc { cond: Cond, src: Operand, target: usize },
 }
 
-fn i(ins: Instruction) -> Emit {
-    Emit::I(ins)
+impl From<Instruction> for Emit {
+    fn from(ins: Instruction) -> Emit {
+        Emit::I(ins)
+    }
 }
-fn alu32(op: AluOp, dst: Reg, src: Operand) -> Emit {
-    i(Instruction::Alu { width: Width::W32, op, dst, src })
-}
-fn mov32(dst: Reg, k: u32) -> Emit {
-    alu32(AluOp::Mov, dst, Operand::Imm(k as i32))
-}
-fn mov64(dst: Reg, src: Reg) -> Emit {
-    i(Instruction::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Reg(src) })
-}
-fn ldx(size: Size, dst: Reg, src: Reg, off: i16) -> Emit {
-    i(Instruction::Load { size, signed: false, dst, src, off })
-}
-fn jmp(width: Width, cond: Cond, dst: Reg, src: Operand, off: i16) -> Emit {
-    i(Instruction::Jump { width, cond, dst, src, off })
-}
-fn call(id: u32) -> Emit {
-    i(Instruction::Call(uxdp_isa::CallTarget::Helper(id as i32)))
-}
-fn exit() -> Emit {
-    i(Instruction::Exit)
-}
-fn be16(dst: Reg) -> Emit {
-    i(Instruction::Endian { kind: Endian::Be, bits: 16, dst })
+
+impl Lowered for Emit {
+    fn ja(target: usize) -> Emit {
+        Emit::Ja { target }
+    }
+    fn jcc(cond: Cond, src: Operand, target: usize) -> Emit {
+        Emit::Jcc { cond, src, target }
+    }
 }
 
 fn size_of_code(code: u16) -> (Size, u32) {
@@ -137,7 +125,7 @@ fn size_of_code(code: u16) -> (Size, u32) {
 /// helper otherwise.
 fn emit_ld_abs(out: &mut Vec<Emit>, size: Size, helper: u32, k: u32) {
     if (k as i32) >= 0 {
-        out.push(i(Instruction::LoadPacket { mode: PacketMode::Abs, size, src: Reg(0), imm: k as i32 }));
+        out.push(Instruction::LoadPacket { mode: PacketMode::Abs, size, src: Reg(0), imm: k as i32 }.into());
     } else {
         out.push(mov64(Reg(1), CTX));
         out.push(mov32(TMP, k));
@@ -160,34 +148,12 @@ fn expand(pc: usize, f: &SockFilter, out: &mut Vec<Emit>) -> Result<(), CbpfErro
     let k = f.k;
     let class = code & 0x07;
     match class {
-        ALU => {
-            let alu = match code & 0xf0 {
-                ADD => AluOp::Add,
-                SUB => AluOp::Sub,
-                MUL => AluOp::Mul,
-                DIV => AluOp::Div,
-                OR => AluOp::Or,
-                AND => AluOp::And,
-                LSH => AluOp::Lsh,
-                RSH => AluOp::Rsh,
-                NEG => AluOp::Neg,
-                MOD => AluOp::Mod,
-                _ => AluOp::Xor,
-            };
-            if alu == AluOp::Neg {
-                out.push(alu32(AluOp::Neg, RA, Operand::Imm(0)));
-            } else if code & X != 0 {
-                if matches!(alu, AluOp::Div | AluOp::Mod) {
-                    // if (X == 0) return 0;
-                    out.push(jmp(Width::W32, Cond::Ne, RX, Operand::Imm(0), 2));
-                    out.push(mov32(RA, 0));
-                    out.push(exit());
-                }
-                out.push(alu32(alu, RA, Operand::Reg(RX)));
-            } else {
-                out.push(alu32(alu, RA, Operand::Imm(k as i32)));
-            }
-        }
+        ALU => lower_alu(f, out, |out| {
+            // if (X == 0) return 0;
+            out.push(jmp(Width::W32, Cond::Ne, RX, Operand::Imm(0), 2));
+            out.push(mov32(RA, 0));
+            out.push(exit());
+        }),
         LD | LDX => {
             let dst = if class == LD { RA } else { RX };
             match code & 0xe0 {
@@ -211,7 +177,7 @@ fn expand(pc: usize, f: &SockFilter, out: &mut Vec<Emit>) -> Result<(), CbpfErro
                     out.push(jmp(Width::W64, Cond::Sge, RA, Operand::Imm(0), 3));
                     out.push(mov32(RA, 0));
                     out.push(exit());
-                    out.push(i(Instruction::LoadPacket { mode: PacketMode::Ind, size, src: RX, imm: k as i32 }));
+                    out.push(Instruction::LoadPacket { mode: PacketMode::Ind, size, src: RX, imm: k as i32 }.into());
                 }
                 MSH => {
                     out.push(mov64(SAVE, RA));
@@ -221,56 +187,20 @@ fn expand(pc: usize, f: &SockFilter, out: &mut Vec<Emit>) -> Result<(), CbpfErro
                     out.push(mov64(RX, RA));
                     out.push(mov64(RA, SAVE));
                 }
-                MEM => out.push(ldx(Size::W, dst, FP, -(4 * (k & 15) as i16 + 4))),
+                MEM => out.push(load_scratch(dst, k)),
                 LEN => out.push(ldx(Size::W, dst, CTX, SkbContext::OFF_LEN)),
                 _ /* IMM */ => out.push(mov32(dst, k)),
             }
         }
-        ST | STX => {
-            let src = if class == ST { RA } else { RX };
-            out.push(i(Instruction::Store { size: Size::W, dst: FP, off: -(4 * (k & 15) as i16 + 4), src: Operand::Reg(src) }));
-        }
-        JMP => {
-            if code == JMP | JA {
-                out.push(Emit::Ja { target: pc + 1 + k as usize });
-            } else {
-                let src = if code & X != 0 { Operand::Reg(RX) } else { Operand::Imm(k as i32) };
-                let cond = match code & 0xf0 {
-                    JEQ => Cond::Eq,
-                    JGT => Cond::Gt,
-                    JGE => Cond::Ge,
-                    _ => Cond::Set,
-                };
-                let (t, e) = (pc + 1 + f.jt as usize, pc + 1 + f.jf as usize);
-                let inverse = match cond {
-                    Cond::Eq => Some(Cond::Ne),
-                    Cond::Gt => Some(Cond::Le),
-                    Cond::Ge => Some(Cond::Lt),
-                    _ => None,
-                };
-                if f.jf == 0 {
-                    out.push(Emit::Jcc { cond, src, target: t });
-                } else if let (0, Some(inv)) = (f.jt, inverse) {
-                    out.push(Emit::Jcc { cond: inv, src, target: e });
-                } else {
-                    out.push(Emit::Jcc { cond, src, target: t });
-                    out.push(Emit::Ja { target: e });
-                }
-            }
-        }
+        ST | STX => out.push(store_scratch(class, k)),
+        JMP => lower_jump(pc, f, out),
         RET => {
             if code == RET | K {
                 out.push(mov32(RA, k));
             }
             out.push(exit());
         }
-        _ /* MISC */ => {
-            if code == MISC | TAX {
-                out.push(mov64(RX, RA));
-            } else {
-                out.push(mov64(RA, RX));
-            }
-        }
+        _ /* MISC */ => lower_misc(code, out),
     }
     Ok(())
 }
@@ -279,7 +209,7 @@ fn expand_ancillary(pc: usize, n: i32, out: &mut Vec<Emit>) -> Result<(), CbpfEr
     match n {
         skf::AD_PROTOCOL => {
             out.push(ldx(Size::H, RA, CTX, SkbContext::OFF_PROTOCOL));
-            out.push(be16(RA));
+            out.push(be(16, RA));
         }
         skf::AD_PKTTYPE => {
             out.push(ldx(Size::B, RA, CTX, SkbContext::OFF_PKT_TYPE));
@@ -306,7 +236,7 @@ fn expand_ancillary(pc: usize, n: i32, out: &mut Vec<Emit>) -> Result<(), CbpfEr
         }
         skf::AD_VLAN_TPID => {
             out.push(ldx(Size::H, RA, CTX, SkbContext::OFF_VLAN_PROTO));
-            out.push(be16(RA));
+            out.push(be(16, RA));
         }
         skf::AD_PAY_OFFSET => {
             out.push(mov64(Reg(1), CTX));

@@ -51,6 +51,7 @@ pub mod dissect;
 pub mod insn;
 #[cfg(feature = "pcap")]
 pub mod libpcap;
+mod lower;
 pub mod runtime;
 mod semantics;
 pub mod xdp;

@@ -68,20 +68,22 @@
 //! own `SO_ATTACH_FILTER` path inlines a fast path instead).
 
 use crate::check::check;
+use crate::convert::{HELPER_CPU, HELPER_PRANDOM};
 use crate::insn::{op, skf, SockFilter};
+use crate::lower::{
+    alu32, alu64, be, call, exit, jmp, ldx, load_scratch, lower_alu, lower_jump, lower_misc, mov32, mov64,
+    store_scratch, Lowered, RA, RX,
+};
 use crate::runtime::helpers;
 use crate::CbpfError;
-use uxdp_isa::{AluOp, CallTarget, Cond, Endian, Insn, Instruction, Operand, PacketMode, Reg, Size, Width};
+use uxdp_isa::{AluOp, Cond, Insn, Instruction, Operand, PacketMode, Reg, Size, Width};
 use uxdp_vm::{LoadOptions, Machine, Program, Region, Stack};
 
-const RA: Reg = Reg(0);
-const RX: Reg = Reg(7);
 const DATA: Reg = Reg(6);
 const CTX_SAVE: Reg = Reg(8);
 const DATA_END: Reg = Reg(9);
 const T2: Reg = Reg(2);
 const T3: Reg = Reg(3);
-const FP: Reg = Reg(10);
 /// The largest packet offset the verifier tracks (`MAX_PACKET_OFF`).
 const MAX_PACKET_OFF: u32 = 0xffff;
 /// `xdp_md.ingress_ifindex`.
@@ -126,30 +128,21 @@ impl Target {
     }
 }
 
-fn i(ins: Instruction) -> Emit {
-    Emit::I(ins)
+impl From<Instruction> for Emit {
+    fn from(ins: Instruction) -> Emit {
+        Emit::I(ins)
+    }
 }
-fn alu32(op: AluOp, dst: Reg, src: Operand) -> Emit {
-    i(Instruction::Alu { width: Width::W32, op, dst, src })
+
+impl Lowered for Emit {
+    fn ja(target: usize) -> Emit {
+        Emit::Ja(Label::Classic(target))
+    }
+    fn jcc(cond: Cond, src: Operand, target: usize) -> Emit {
+        Emit::Jcc { width: Width::W32, cond, dst: RA, src, target: Label::Classic(target) }
+    }
 }
-fn alu64(op: AluOp, dst: Reg, src: Operand) -> Emit {
-    i(Instruction::Alu { width: Width::W64, op, dst, src })
-}
-fn mov32(dst: Reg, k: u32) -> Emit {
-    alu32(AluOp::Mov, dst, Operand::Imm(k as i32))
-}
-fn mov64(dst: Reg, src: Reg) -> Emit {
-    alu64(AluOp::Mov, dst, Operand::Reg(src))
-}
-fn ldx(size: Size, dst: Reg, src: Reg, off: i16) -> Emit {
-    i(Instruction::Load { size, signed: false, dst, src, off })
-}
-fn exit() -> Emit {
-    i(Instruction::Exit)
-}
-fn call(id: i32) -> Emit {
-    i(Instruction::Call(CallTarget::Helper(id)))
-}
+
 fn to_nomatch(width: Width, cond: Cond, dst: Reg, src: Operand) -> Emit {
     Emit::Jcc { width, cond, dst, src, target: Label::NoMatch }
 }
@@ -166,7 +159,7 @@ fn size_of_code(code: u16) -> (Size, u32) {
 fn load_and_swap(out: &mut Vec<Emit>, base: Reg, size: Size, n: u32, dst: Reg) {
     out.push(ldx(size, dst, base, -(n as i16)));
     if n > 1 {
-        out.push(i(Instruction::Endian { kind: Endian::Be, bits: (n * 8) as u8, dst }));
+        out.push(be((n * 8) as u8, dst));
     }
 }
 
@@ -221,7 +214,7 @@ fn xdp_load_abs(
         Some(o) if o + n <= known && o <= i16::MAX as u32 => {
             out.push(ldx(size, dst, DATA, o as i16));
             if n > 1 {
-                out.push(i(Instruction::Endian { kind: Endian::Be, bits: (n * 8) as u8, dst }));
+                out.push(be((n * 8) as u8, dst));
             }
         }
         Some(o) if o <= MAX_PACKET_OFF - n => {
@@ -320,31 +313,7 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
     let k = f.k;
     let class = code & 0x07;
     match class {
-        ALU => {
-            let alu = match code & 0xf0 {
-                ADD => AluOp::Add,
-                SUB => AluOp::Sub,
-                MUL => AluOp::Mul,
-                DIV => AluOp::Div,
-                OR => AluOp::Or,
-                AND => AluOp::And,
-                LSH => AluOp::Lsh,
-                RSH => AluOp::Rsh,
-                NEG => AluOp::Neg,
-                MOD => AluOp::Mod,
-                _ => AluOp::Xor,
-            };
-            if alu == AluOp::Neg {
-                out.push(alu32(AluOp::Neg, RA, Operand::Imm(0)));
-            } else if code & X != 0 {
-                if matches!(alu, AluOp::Div | AluOp::Mod) {
-                    out.push(to_nomatch(Width::W32, Cond::Eq, RX, Operand::Imm(0)));
-                }
-                out.push(alu32(alu, RA, Operand::Reg(RX)));
-            } else {
-                out.push(alu32(alu, RA, Operand::Imm(k as i32)));
-            }
-        }
+        ALU => lower_alu(f, out, |out| out.push(to_nomatch(Width::W32, Cond::Eq, RX, Operand::Imm(0)))),
         LD | LDX => {
             let dst = if class == LD { RA } else { RX };
             match code & 0xe0 {
@@ -355,12 +324,9 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
                     let (size, n) = size_of_code(code);
                     match t {
                         Target::Xdp { .. } => xdp_load_abs(pc, out, size, n, k, RA, known.range)?,
-                        Target::Socket => out.push(i(Instruction::LoadPacket {
-                            mode: PacketMode::Abs,
-                            size,
-                            src: Reg(0),
-                            imm: k as i32,
-                        })),
+                        Target::Socket => out.push(
+                            Instruction::LoadPacket { mode: PacketMode::Abs, size, src: Reg(0), imm: k as i32 }.into(),
+                        ),
                     }
                 }
                 IND => {
@@ -378,20 +344,14 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
                             if hi > i32::MAX as u64 {
                                 // Negative: rebase SKF_LL_OFF + n to n; the
                                 // SKF_NET_OFF range lands past MAX_PACKET_OFF.
-                                out.push(i(Instruction::Jump {
-                                    width: Width::W32,
-                                    cond: Cond::Sge,
-                                    dst: T2,
-                                    src: Operand::Imm(0),
-                                    off: 1,
-                                }));
+                                out.push(jmp(Width::W32, Cond::Sge, T2, Operand::Imm(0), 1));
                                 out.push(alu32(AluOp::Add, T2, Operand::Imm(-skf::LL_OFF)));
                             }
                             let bounded = hi <= (MAX_PACKET_OFF - n) as u64;
                             xdp_load_var(out, size, n, RA, bounded);
                         }
                         Target::Socket => {
-                            out.push(i(Instruction::LoadPacket { mode: PacketMode::Ind, size, src: RX, imm: k as i32 }))
+                            out.push(Instruction::LoadPacket { mode: PacketMode::Ind, size, src: RX, imm: k as i32 }.into())
                         }
                     }
                 }
@@ -403,14 +363,14 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
                     }
                     Target::Socket => {
                         out.push(mov64(CTX_SAVE, RA));
-                        out.push(i(Instruction::LoadPacket { mode: PacketMode::Abs, size: Size::B, src: Reg(0), imm: k as i32 }));
+                        out.push(Instruction::LoadPacket { mode: PacketMode::Abs, size: Size::B, src: Reg(0), imm: k as i32 }.into());
                         out.push(alu32(AluOp::And, RA, Operand::Imm(0xf)));
                         out.push(alu32(AluOp::Lsh, RA, Operand::Imm(2)));
                         out.push(mov64(RX, RA));
                         out.push(mov64(RA, CTX_SAVE));
                     }
                 },
-                MEM => out.push(ldx(Size::W, dst, FP, -(4 * (k & 15) as i16 + 4))),
+                MEM => out.push(load_scratch(dst, k)),
                 LEN => match t {
                     Target::Xdp { .. } => {
                         out.push(mov64(dst, DATA_END));
@@ -422,39 +382,8 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
                 _ /* IMM */ => out.push(mov32(dst, k)),
             }
         }
-        ST | STX => {
-            let src = if class == ST { RA } else { RX };
-            out.push(i(Instruction::Store { size: Size::W, dst: FP, off: -(4 * (k & 15) as i16 + 4), src: Operand::Reg(src) }));
-        }
-        JMP => {
-            if code == JMP | JA {
-                out.push(Emit::Ja(Label::Classic(pc + 1 + k as usize)));
-            } else {
-                let src = if code & X != 0 { Operand::Reg(RX) } else { Operand::Imm(k as i32) };
-                let cond = match code & 0xf0 {
-                    JEQ => Cond::Eq,
-                    JGT => Cond::Gt,
-                    JGE => Cond::Ge,
-                    _ => Cond::Set,
-                };
-                let (tt, ft) = (pc + 1 + f.jt as usize, pc + 1 + f.jf as usize);
-                let inverse = match cond {
-                    Cond::Eq => Some(Cond::Ne),
-                    Cond::Gt => Some(Cond::Le),
-                    Cond::Ge => Some(Cond::Lt),
-                    _ => None,
-                };
-                let jcc = |cond, target| Emit::Jcc { width: Width::W32, cond, dst: RA, src, target: Label::Classic(target) };
-                if f.jf == 0 {
-                    out.push(jcc(cond, tt));
-                } else if let (0, Some(inv)) = (f.jt, inverse) {
-                    out.push(jcc(inv, ft));
-                } else {
-                    out.push(jcc(cond, tt));
-                    out.push(Emit::Ja(Label::Classic(ft)));
-                }
-            }
-        }
+        ST | STX => out.push(store_scratch(class, k)),
+        JMP => lower_jump(pc, f, out),
         RET => match t {
             Target::Xdp { on_match, .. } => {
                 if code == RET | K {
@@ -475,13 +404,7 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
                 out.push(exit());
             }
         },
-        _ /* MISC */ => {
-            if code == MISC | TAX {
-                out.push(mov64(RX, RA));
-            } else {
-                out.push(mov64(RA, RX));
-            }
-        }
+        _ /* MISC */ => lower_misc(code, out),
     }
     Ok(())
 }
@@ -489,8 +412,8 @@ fn expand(pc: usize, f: &SockFilter, t: Target, known: Facts, out: &mut Vec<Emit
 fn expand_ancillary(pc: usize, n: i32, t: Target, out: &mut Vec<Emit>) -> Result<(), CbpfError> {
     match (n, t) {
         (skf::AD_ALU_XOR_X, _) => out.push(alu32(AluOp::Xor, RA, Operand::Reg(RX))),
-        (skf::AD_CPU, _) => out.push(call(8)),
-        (skf::AD_RANDOM, _) => out.push(call(7)),
+        (skf::AD_CPU, _) => out.push(call(HELPER_CPU)),
+        (skf::AD_RANDOM, _) => out.push(call(HELPER_PRANDOM)),
         (skf::AD_IFINDEX, Target::Xdp { .. }) => out.push(ldx(Size::W, RA, CTX_SAVE, XDP_MD_INGRESS_IFINDEX)),
         (skf::AD_QUEUE, Target::Xdp { .. }) => out.push(ldx(Size::W, RA, CTX_SAVE, XDP_MD_RX_QUEUE_INDEX)),
         // __sk_buff: pkt_type 4, mark 8, queue_mapping 12, protocol 16 (be16).
@@ -499,7 +422,7 @@ fn expand_ancillary(pc: usize, n: i32, t: Target, out: &mut Vec<Emit>) -> Result
         (skf::AD_QUEUE, Target::Socket) => out.push(ldx(Size::W, RA, DATA, 12)),
         (skf::AD_PROTOCOL, Target::Socket) => {
             out.push(ldx(Size::W, RA, DATA, 16));
-            out.push(i(Instruction::Endian { kind: Endian::Be, bits: 16, dst: RA }));
+            out.push(be(16, RA));
         }
         _ => return Err(not_in_target(pc, n, t)),
     }

@@ -12,7 +12,7 @@ use uxdp_cbpf::classic::Interpreter;
 use uxdp_cbpf::insn::{op, skf};
 use uxdp_cbpf::libpcap::{compile, OfflineFilter};
 use uxdp_cbpf::{parse_ddd, to_socket_filter, to_xdp, CbpfError, LinkType, Packet, SockFilter, XdpFilter, XdpPacket};
-use uxdp_kernel::{load_raw, raw::log_level, test_run_skb, test_run_xdp, ProgType};
+use uxdp_kernel::{load_raw, raw::log_level, test_run_skb, test_run_xdp, LoadedProg, ProgType};
 use uxdp_vm::Stack;
 
 const SNAPLEN: u32 = 262144;
@@ -29,6 +29,21 @@ fn corpus() -> Vec<CapturedPacket> {
     }
     assert!(out.len() > 1000, "corpus has {} packets", out.len());
     out
+}
+
+/// Loads a converted program in the kernel, or panics with the verifier's
+/// log: `what` refuses `form`.
+fn load_or_log(insns: &[uxdp_isa::Insn], kind: ProgType, what: &str, form: &str) -> LoadedProg {
+    load_raw(insns, kind, "GPL", log_level::NONE).unwrap_or_else(|f| {
+        let log = load_raw(insns, kind, "GPL", log_level::LEVEL1).err().map(|f| f.log);
+        panic!("{what}: the kernel refuses {form} ({}): {}", f.errno, log.unwrap_or_default())
+    })
+}
+
+/// The corpus's Ethernet packets that fit the kernel's linear test-run
+/// buffer (14 to 3000 bytes).
+fn ethernet_test_run_packets() -> impl Iterator<Item = CapturedPacket> {
+    corpus().into_iter().filter(|p| p.linktype == LinkType::ETHERNET && (14..=3000).contains(&p.data.len()))
 }
 
 fn expressions() -> Vec<String> {
@@ -265,19 +280,13 @@ fn xdp_form_in_the_kernel() {
         println!("skipped: {why}");
         return;
     }
-    let pkts: Vec<CapturedPacket> = corpus()
-        .into_iter()
-        .filter(|p| p.linktype == LinkType::ETHERNET && (14..=3000).contains(&p.data.len()))
-        .collect();
+    let pkts: Vec<CapturedPacket> = ethernet_test_run_packets().collect();
     let exprs = expressions();
     let (mut runs, mut loaded) = (0usize, 0usize);
     for (n, expr) in exprs.iter().enumerate() {
         let prog = compile(expr, LinkType::ETHERNET, SNAPLEN).unwrap();
         let insns = to_xdp(&prog, XDP_PASS, XDP_DROP).unwrap();
-        let fd = load_raw(&insns, ProgType::XDP, "GPL", log_level::NONE).unwrap_or_else(|f| {
-            let log = load_raw(&insns, ProgType::XDP, "GPL", log_level::LEVEL1).err().map(|f| f.log);
-            panic!("{expr:?}: the kernel refuses the XDP form ({}): {}", f.errno, log.unwrap_or_default())
-        });
+        let fd = load_or_log(&insns, ProgType::XDP, &format!("{expr:?}"), "the XDP form");
         loaded += 1;
         let pcap = OfflineFilter::new(&prog).unwrap();
         // Every 2nd packet for a third of the expressions, every 13th for the rest.
@@ -303,10 +312,7 @@ fn xdp_form_corners_in_the_kernel() {
     }
     for (name, prog) in corner_programs() {
         let insns = to_xdp(&prog, XDP_PASS, XDP_DROP).unwrap();
-        let fd = load_raw(&insns, ProgType::XDP, "GPL", log_level::NONE).unwrap_or_else(|f| {
-            let log = load_raw(&insns, ProgType::XDP, "GPL", log_level::LEVEL1).err().map(|f| f.log);
-            panic!("{name}: the kernel refuses the XDP form ({}): {}", f.errno, log.unwrap_or_default())
-        });
+        let fd = load_or_log(&insns, ProgType::XDP, name, "the XDP form");
         let interp = Interpreter::new(&prog).unwrap();
         for len in 14..80 {
             let data = frame(len);
@@ -336,19 +342,12 @@ fn socket_filter_form_in_the_kernel() {
         println!("skipped: {why}");
         return;
     }
-    let pkts: Vec<CapturedPacket> = corpus()
-        .into_iter()
-        .filter(|p| p.linktype == LinkType::ETHERNET && (14..=3000).contains(&p.data.len()))
-        .step_by(5)
-        .collect();
+    let pkts: Vec<CapturedPacket> = ethernet_test_run_packets().step_by(5).collect();
     let mut runs = 0;
     for expr in expressions().iter().step_by(3) {
         let prog = compile(expr, LinkType::ETHERNET, SNAPLEN).unwrap();
         let insns = to_socket_filter(&prog).unwrap();
-        let fd = load_raw(&insns, ProgType::SOCKET_FILTER, "GPL", log_level::NONE).unwrap_or_else(|f| {
-            let log = load_raw(&insns, ProgType::SOCKET_FILTER, "GPL", log_level::LEVEL1).err().map(|f| f.log);
-            panic!("{expr:?}: the kernel refuses the socket filter ({}): {}", f.errno, log.unwrap_or_default())
-        });
+        let fd = load_or_log(&insns, ProgType::SOCKET_FILTER, &format!("{expr:?}"), "the socket filter");
         let pcap = OfflineFilter::new(&prog).unwrap();
         for p in &pkts {
             let want = pcap.run(&p.data, p.data.len() as u32);

@@ -204,11 +204,7 @@ pub(crate) fn map_lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Re
         ..Default::default()
     };
     // SAFETY: the caller sized `key` and `value` for this map.
-    match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
-        Ok(_) => Ok(true),
-        Err(e) if e.0 == libc::ENOENT => Ok(false),
-        Err(e) => Err(e),
-    }
+    found(unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) })
 }
 
 /// BPF_MAP_UPDATE_ELEM.
@@ -228,11 +224,7 @@ pub(crate) fn map_update(fd: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u6
 pub(crate) fn map_delete(fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool, Errno> {
     let mut attr = MapElemAttr { map_fd: fd_u32(fd), key: key.as_ptr() as u64, ..Default::default() };
     // SAFETY: the caller sized `key` for this map; the kernel only reads it.
-    match unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) } {
-        Ok(_) => Ok(true),
-        Err(e) if e.0 == libc::ENOENT => Ok(false),
-        Err(e) => Err(e),
-    }
+    found(unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) })
 }
 
 /// BPF_MAP_GET_NEXT_KEY; `key = None` asks for the first key; `Ok(false)` at the end.
@@ -244,7 +236,12 @@ pub(crate) fn map_next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u
         ..Default::default()
     };
     // SAFETY: the caller sized `key` and `next` to the map's key size.
-    match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
+    found(unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) })
+}
+
+/// `Ok(true)` for success, `Ok(false)` for ENOENT (no such element).
+fn found<T>(r: Result<T, Errno>) -> Result<bool, Errno> {
+    match r {
         Ok(_) => Ok(true),
         Err(e) if e.0 == libc::ENOENT => Ok(false),
         Err(e) => Err(e),

@@ -5,45 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::{corpus, object, udp64};
 use uxdp_kernel::{availability, possible_cpus, KernelError, KernelObject, ObjectOptions, ProgramKind, XdpAttach};
 
-fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-}
-
 fn objects(dir: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus().join("objects").join(dir))
+    let mut v: Vec<PathBuf> = std::fs::read_dir(object(dir))
         .unwrap_or_else(|e| panic!("reading corpus dir {dir}: {e}"))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "o"))
         .collect();
     v.sort();
     v
-}
-
-/// Ethernet + IPv4 + UDP, 64 bytes.
-fn udp64() -> Vec<u8> {
-    let mut p = vec![0u8; 64];
-    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-    p[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut p[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&50u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    let udp = &mut p[34..42];
-    udp[0..2].copy_from_slice(&1234u16.to_be_bytes());
-    udp[2..4].copy_from_slice(&5678u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&30u16.to_be_bytes());
-    p
 }
 
 /// Manifest verdicts: object file name -> program -> "OK"/"FAIL".

@@ -9,11 +9,12 @@
 use std::any::Any;
 
 use crate::error::{MapError, Result};
-use crate::storage::{copy_in, copy_in_locked, copy_out, copy_out_locked, round8, Slab};
+use crate::storage::{copy_in, copy_in_value, copy_out_percpu, copy_out_value, round8, Slab};
 use crate::{
-    array_next_key, check_cpu, check_flags, check_key, check_lookup_flags, check_prog_value, check_user_value, key_u32,
-    no_lock, ForEachFn, Map, MapSpec, MapType, BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_INNER_MAP, BPF_F_LOCK,
-    BPF_F_MMAPABLE, BPF_F_NUMA_NODE, BPF_F_PRESERVE_ELEMS, BPF_NOEXIST,
+    array_next_key, array_update_checks, check_cpu, check_flags, check_for_each, check_key, check_lookup_flags,
+    check_prog_value, check_user_update, check_user_value, key_u32, no_lock, percpu_user_size, ForEachFn, Map, MapSpec,
+    MapType, BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_INNER_MAP, BPF_F_LOCK, BPF_F_MMAPABLE, BPF_F_NUMA_NODE,
+    BPF_F_PRESERVE_ELEMS, BPF_NOEXIST,
 };
 
 /// Largest per-CPU value (`PCPU_MIN_UNIT_SIZE`).
@@ -194,12 +195,7 @@ impl Map for ArrayMap {
             return Err(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries });
         };
         // SAFETY: dst is a value of this map, vs bytes long.
-        unsafe {
-            match (flags & BPF_F_LOCK != 0, self.spec.spin_lock_off) {
-                (true, Some(off)) => copy_in_locked(dst, &value[..vs], off),
-                _ => copy_in(dst, &value[..vs], self.spec.spin_lock_off),
-            }
-        }
+        unsafe { copy_in_value(dst, &value[..vs], flags & BPF_F_LOCK != 0, self.spec.spin_lock_off) };
         Ok(())
     }
 
@@ -208,12 +204,7 @@ impl Map for ArrayMap {
     }
 
     fn for_each(&self, cpu: u32, flags: u64, f: &mut ForEachFn<'_>) -> Result<u32> {
-        if flags != 0 {
-            return Err(MapError::invalid(format!("{}: for_each flags must be 0", self.spec.describe())));
-        }
-        if self.percpu {
-            check_cpu(&self.spec, cpu)?;
-        }
+        check_for_each(&self.spec, self.percpu, cpu, flags)?;
         let mut n = 0;
         for i in 0..self.spec.max_entries {
             let Some(v) = self.value_ptr(i, cpu) else { break };
@@ -226,11 +217,7 @@ impl Map for ArrayMap {
     }
 
     fn user_value_size(&self) -> usize {
-        if self.percpu {
-            self.elem_size * self.spec.nr_cpus as usize
-        } else {
-            self.spec.value_size as usize
-        }
+        percpu_user_size(&self.spec, self.percpu, self.elem_size)
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
@@ -241,45 +228,26 @@ impl Map for ArrayMap {
             return Err(MapError::NotFound);
         }
         if self.percpu {
-            for cpu in 0..self.spec.nr_cpus {
-                let src = self.value_ptr(index, cpu).ok_or(MapError::NotFound)?;
-                let o = cpu as usize * self.elem_size;
-                // SAFETY: elem_size bytes of this map's value memory.
-                unsafe { copy_out(&mut out[o..o + self.elem_size], src, None) };
-            }
+            let at = |cpu: u32| self.values.at(cpu as usize * self.cpu_stride + index as usize * self.elem_size);
+            // SAFETY: index < max_entries: elem_size bytes of this map's
+            // value memory for every CPU.
+            unsafe { copy_out_percpu(out, self.spec.nr_cpus, self.elem_size, at) };
         } else {
             let src = self.value_ptr(index, 0).ok_or(MapError::NotFound)?;
             // SAFETY: value_size bytes of this map's value memory.
-            unsafe {
-                match (flags & BPF_F_LOCK != 0, self.spec.spin_lock_off) {
-                    (true, Some(off)) => copy_out_locked(out, src, off),
-                    _ => copy_out(out, src, self.spec.spin_lock_off),
-                }
-            }
+            unsafe { copy_out_value(out, src, flags & BPF_F_LOCK != 0, self.spec.spin_lock_off) };
         }
         Ok(())
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        // The syscall rejects BPF_F_LOCK without a lock before the map sees it.
-        if flags & BPF_F_LOCK != 0 && self.spec.spin_lock_off.is_none() {
-            return Err(no_lock(&self.spec));
-        }
-        check_user_value(&self.spec, value.len(), self.user_value_size())?;
+        check_user_update(&self.spec, flags, value.len(), self.user_value_size())?;
         if !self.percpu {
             return self.update(key, value, flags, 0);
         }
         // bpf_percpu_array_update
         let index = self.index_of(key)?;
-        if flags > BPF_EXIST {
-            return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
-        }
-        if index >= self.spec.max_entries {
-            return Err(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries });
-        }
-        if flags == BPF_NOEXIST {
-            return Err(MapError::Exists);
-        }
+        array_update_checks(&self.spec, index, flags)?;
         for cpu in 0..self.spec.nr_cpus {
             let dst = self.value_ptr(index, cpu).ok_or(MapError::NotFound)?;
             let o = cpu as usize * self.elem_size;
@@ -310,11 +278,8 @@ impl Map for ArrayMap {
 mod tests {
     use super::*;
     use crate::error::*;
+    use crate::test_util::k;
     use crate::{create, BPF_ANY};
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
 
     #[test]
     fn create_checks() {

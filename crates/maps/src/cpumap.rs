@@ -9,13 +9,12 @@
 //! [`CpuMap::get`].
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{MapError, Result};
-use crate::storage::{zeroed_slice, Slab};
+use crate::redirect::{check_dims, lookup_word_user, pack, parse_update, unpack, WordSlots};
 use crate::{
-    array_next_key, check_flags, check_key, check_lookup_flags, check_user_value, key_u32, Map, MapSpec, MapType,
-    BPF_EXIST, BPF_F_NUMA_NODE, BPF_NOEXIST, MAX_CPUS,
+    array_next_key, array_update_checks, check_flags, delete_index, key_u32, prog_may_only, Map, MapSpec, MapType,
+    BPF_F_NUMA_NODE, MAX_CPUS,
 };
 
 /// The kernel's sanity limit on a CPU queue.
@@ -33,25 +32,13 @@ pub struct CpumapVal {
 /// A `cpumap`.
 pub struct CpuMap {
     spec: MapSpec,
-    present: Box<[AtomicU8]>,
-    values: Slab,
+    slots: WordSlots,
 }
 
 impl CpuMap {
     /// Creates the map (see [`crate::create`]).
     pub fn new(spec: MapSpec) -> Result<CpuMap> {
-        if spec.kind() != Some(MapType::Cpumap) {
-            return Err(MapError::invalid(format!("{} is not a cpumap", spec.describe())));
-        }
-        if spec.max_entries == 0 || spec.key_size != 4 || (spec.value_size != 4 && spec.value_size != 8) {
-            return Err(MapError::invalid(format!(
-                "{}: needs max_entries > 0, key_size 4 and value_size 4 or 8 (got {}, {}, {})",
-                spec.describe(),
-                spec.max_entries,
-                spec.key_size,
-                spec.value_size
-            )));
-        }
+        check_dims(&spec, MapType::Cpumap, &[4, 8], "4 or 8")?;
         // Only BPF_F_NUMA_NODE; no access flags.
         check_flags(&spec, BPF_F_NUMA_NODE)?;
         if spec.max_entries > MAX_CPUS {
@@ -60,25 +47,13 @@ impl CpuMap {
             ));
         }
         let n = spec.max_entries as usize;
-        Ok(CpuMap { present: zeroed_slice(n, "cpumap slots")?, values: Slab::new(n * 8, "cpumap values")?, spec })
-    }
-
-    fn ptr(&self, index: u32) -> Option<*mut u8> {
-        if self.present.get(index as usize)?.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        Some(self.values.at(index as usize * 8))
+        Ok(CpuMap { slots: WordSlots::new(n, "cpumap slots", "cpumap values")?, spec })
     }
 
     /// The entry for CPU `index` (for `bpf_redirect_map`).
     pub fn get(&self, index: u32) -> Option<CpumapVal> {
-        let p = self.ptr(index)?;
-        // SAFETY: 8-aligned value word of this map, only written atomically.
-        let w = unsafe { (*(p as *const AtomicU64)).load(Ordering::Acquire) }.to_ne_bytes();
-        Some(CpumapVal {
-            qsize: u32::from_ne_bytes([w[0], w[1], w[2], w[3]]),
-            prog_id: u32::from_ne_bytes([w[4], w[5], w[6], w[7]]),
-        })
+        let (qsize, prog_id) = unpack(self.slots.get(index)?);
+        Some(CpumapVal { qsize, prog_id })
     }
 }
 
@@ -91,46 +66,24 @@ impl Map for CpuMap {
         if key.len() != 4 {
             return None;
         }
-        self.ptr(key_u32(key))
+        self.slots.ptr(key_u32(key))
     }
 
     fn update(&self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<()> {
-        Err(MapError::OpNotSupported(format!("{}: programs may only redirect", self.spec.describe()).into()))
+        Err(prog_may_only(&self.spec, "redirect"))
     }
 
     fn delete(&self, _key: &[u8]) -> Result<()> {
-        Err(MapError::OpNotSupported(format!("{}: programs may only redirect", self.spec.describe()).into()))
+        Err(prog_may_only(&self.spec, "redirect"))
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), self.spec.value_size as usize)?;
-        let v = self.get(key_u32(key)).ok_or(MapError::NotFound)?;
-        let mut w = [0u8; 8];
-        w[..4].copy_from_slice(&v.qsize.to_ne_bytes());
-        w[4..].copy_from_slice(&v.prog_id.to_ne_bytes());
-        out.copy_from_slice(&w[..out.len()]);
-        Ok(())
+        lookup_word_user(&self.spec, key, out, flags, |i| self.slots.get(i))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, value.len(), self.spec.value_size as usize)?;
-        let cpu = key_u32(key);
-        let mut b = [0u8; 8];
-        b[..value.len()].copy_from_slice(value);
-        let qsize = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        let prog = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]).max(0) as u32;
-        if flags > BPF_EXIST {
-            return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
-        }
-        if cpu >= self.spec.max_entries {
-            return Err(MapError::IndexOutOfRange { index: cpu, max_entries: self.spec.max_entries });
-        }
-        if flags == BPF_NOEXIST {
-            return Err(MapError::Exists);
-        }
+        let (cpu, qsize, prog) = parse_update(&self.spec, key, value)?;
+        array_update_checks(&self.spec, cpu, flags)?;
         if qsize > CPUMAP_MAX_QSIZE {
             return Err(MapError::Overflow(
                 format!("{}: qsize {qsize} exceeds {CPUMAP_MAX_QSIZE}", self.spec.describe()).into(),
@@ -143,30 +96,15 @@ impl Map for CpuMap {
             ));
         }
         if qsize == 0 {
-            self.present[cpu as usize].store(0, Ordering::Release);
-            return Ok(());
+            self.slots.clear(cpu);
+        } else {
+            self.slots.set(cpu, pack(qsize, prog));
         }
-        let mut w = [0u8; 8];
-        w[..4].copy_from_slice(&qsize.to_ne_bytes());
-        w[4..].copy_from_slice(&prog.to_ne_bytes());
-        let p = self.values.at(cpu as usize * 8);
-        // SAFETY: 8-aligned value word of this map.
-        unsafe { (*(p as *const AtomicU64)).store(u64::from_ne_bytes(w), Ordering::Release) };
-        self.present[cpu as usize].store(1, Ordering::Release);
         Ok(())
     }
 
     fn delete_user(&self, key: &[u8]) -> Result<()> {
-        check_key(&self.spec, key)?;
-        let i = key_u32(key);
-        if i >= self.spec.max_entries {
-            return Err(MapError::invalid(format!(
-                "{}: index {i} out of range (max_entries {})",
-                self.spec.describe(),
-                self.spec.max_entries
-            )));
-        }
-        self.present[i as usize].store(0, Ordering::Release);
+        self.slots.clear(delete_index(&self.spec, key)?);
         Ok(())
     }
 
@@ -175,7 +113,7 @@ impl Map for CpuMap {
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {
-        vec![self.values.region()]
+        vec![self.slots.region()]
     }
 
     fn program_writable(&self) -> bool {
@@ -191,18 +129,8 @@ impl Map for CpuMap {
 mod tests {
     use super::*;
     use crate::error::*;
-    use crate::{create, BPF_ANY};
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
-
-    fn val(q: u32, prog: i32) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&q.to_ne_bytes());
-        b[4..].copy_from_slice(&prog.to_ne_bytes());
-        b
-    }
+    use crate::test_util::{k, val};
+    use crate::{create, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 
     #[test]
     fn cpumap() {

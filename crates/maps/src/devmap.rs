@@ -16,14 +16,14 @@
 //! `bpf_redirect_map`, for which the runtime reads entries with `get`.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{MapError, Result};
 use crate::hash_core::{HashCore, Hasher, Upsert};
-use crate::storage::{zeroed_slice, Slab};
+use crate::redirect::{check_dims, load_word, lookup_word_user, pack, parse_update, store_word, unpack, WordSlots};
+use crate::storage::Slab;
 use crate::{
-    array_next_key, check_flags, check_key, check_lookup_flags, check_next_buf, check_user_value, key_u32, Map,
-    MapSpec, MapType, BPF_EXIST, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_NOEXIST,
+    array_next_key, array_update_checks, check_flags, check_key, delete_index, key_u32, prog_may_only, Map, MapSpec,
+    MapType, BPF_EXIST, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY,
 };
 
 /// A devmap entry (`struct bpf_devmap_val`).
@@ -36,69 +36,30 @@ pub struct DevmapVal {
 }
 
 impl DevmapVal {
-    fn parse(value: &[u8]) -> DevmapVal {
-        let mut b = [0u8; 8];
-        b[..value.len().min(8)].copy_from_slice(&value[..value.len().min(8)]);
-        let prog = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
-        DevmapVal { ifindex: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), prog_id: prog.max(0) as u32 }
-    }
-
     fn word(self) -> u64 {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&self.ifindex.to_ne_bytes());
-        b[4..].copy_from_slice(&self.prog_id.to_ne_bytes());
-        u64::from_ne_bytes(b)
+        pack(self.ifindex, self.prog_id)
     }
 
     fn from_word(w: u64) -> DevmapVal {
-        let b = w.to_ne_bytes();
-        DevmapVal {
-            ifindex: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-            prog_id: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        }
+        let (ifindex, prog_id) = unpack(w);
+        DevmapVal { ifindex, prog_id }
     }
 }
 
 /// Checks of `dev_map_init_map`; returns the spec with `BPF_F_RDONLY_PROG`.
 fn devmap_check(mut spec: MapSpec, t: MapType) -> Result<MapSpec> {
-    if spec.kind() != Some(t) {
-        return Err(MapError::invalid(format!("{} is not a {}", spec.describe(), t.name())));
-    }
-    if spec.max_entries == 0 || spec.key_size != 4 || (spec.value_size != 4 && spec.value_size != 8) {
-        return Err(MapError::invalid(format!(
-            "{}: needs max_entries > 0, key_size 4 and value_size 4 or 8 (got {}, {}, {})",
-            spec.describe(),
-            spec.max_entries,
-            spec.key_size,
-            spec.value_size
-        )));
-    }
+    check_dims(&spec, t, &[4, 8], "4 or 8")?;
     check_flags(&spec, BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY)?;
     spec.flags |= BPF_F_RDONLY_PROG;
     Ok(spec)
 }
 
-/// Atomically stores a whole 8-byte value into value memory.
-fn store_word(p: *mut u8, w: u64) {
-    // SAFETY: p is an 8-aligned 8-byte value of a live slab; all writes by
-    // the map are atomic (programs may only read these values).
-    unsafe { (*(p as *const AtomicU64)).store(w, Ordering::Release) }
-}
-
-fn load_word(p: *mut u8) -> u64 {
-    // SAFETY: as above.
-    unsafe { (*(p as *const AtomicU64)).load(Ordering::Acquire) }
-}
-
-fn no_prog_write(spec: &MapSpec) -> MapError {
-    MapError::OpNotSupported(format!("{}: programs may only look up and redirect", spec.describe()).into())
-}
+const PROG_OPS: &str = "look up and redirect";
 
 /// A `devmap`.
 pub struct DevMap {
     spec: MapSpec,
-    present: Box<[AtomicU8]>,
-    values: Slab,
+    slots: WordSlots,
 }
 
 impl DevMap {
@@ -106,22 +67,13 @@ impl DevMap {
     pub fn new(spec: MapSpec) -> Result<DevMap> {
         let spec = devmap_check(spec, MapType::Devmap)?;
         let n = spec.max_entries as usize;
-        Ok(DevMap { present: zeroed_slice(n, "devmap slots")?, values: Slab::new(n * 8, "devmap values")?, spec })
+        Ok(DevMap { slots: WordSlots::new(n, "devmap slots", "devmap values")?, spec })
     }
 
     /// The entry at `index` (for `bpf_redirect_map`).
     #[inline]
     pub fn get(&self, index: u32) -> Option<DevmapVal> {
-        let p = self.ptr(index)?;
-        Some(DevmapVal::from_word(load_word(p)))
-    }
-
-    #[inline]
-    fn ptr(&self, index: u32) -> Option<*mut u8> {
-        if self.present.get(index as usize)?.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        Some(self.values.at(index as usize * 8))
+        self.slots.get(index).map(DevmapVal::from_word)
     }
 
     /// Every present entry in index order (for `BPF_F_BROADCAST`).
@@ -139,64 +91,37 @@ impl Map for DevMap {
         if key.len() != 4 {
             return None;
         }
-        self.ptr(key_u32(key))
+        self.slots.ptr(key_u32(key))
     }
 
     fn update(&self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<()> {
-        Err(no_prog_write(&self.spec))
+        Err(prog_may_only(&self.spec, PROG_OPS))
     }
 
     fn delete(&self, _key: &[u8]) -> Result<()> {
-        Err(no_prog_write(&self.spec))
+        Err(prog_may_only(&self.spec, PROG_OPS))
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), self.spec.value_size as usize)?;
-        let v = self.get(key_u32(key)).ok_or(MapError::NotFound)?;
-        let w = v.word().to_ne_bytes();
-        out.copy_from_slice(&w[..out.len()]);
-        Ok(())
+        lookup_word_user(&self.spec, key, out, flags, |i| self.slots.get(i))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, value.len(), self.spec.value_size as usize)?;
-        let i = key_u32(key);
-        if flags > BPF_EXIST {
-            return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
-        }
-        if i >= self.spec.max_entries {
-            return Err(MapError::IndexOutOfRange { index: i, max_entries: self.spec.max_entries });
-        }
-        if flags == BPF_NOEXIST {
-            return Err(MapError::Exists);
-        }
-        let v = DevmapVal::parse(value);
-        if v.ifindex == 0 {
-            if v.prog_id != 0 {
+        let (i, ifindex, prog_id) = parse_update(&self.spec, key, value)?;
+        array_update_checks(&self.spec, i, flags)?;
+        if ifindex == 0 {
+            if prog_id != 0 {
                 return Err(MapError::invalid(format!("{}: a program needs a non-zero ifindex", self.spec.describe())));
             }
-            self.present[i as usize].store(0, Ordering::Release);
+            self.slots.clear(i);
             return Ok(());
         }
-        store_word(self.values.at(i as usize * 8), v.word());
-        self.present[i as usize].store(1, Ordering::Release);
+        self.slots.set(i, pack(ifindex, prog_id));
         Ok(())
     }
 
     fn delete_user(&self, key: &[u8]) -> Result<()> {
-        check_key(&self.spec, key)?;
-        let i = key_u32(key);
-        if i >= self.spec.max_entries {
-            return Err(MapError::invalid(format!(
-                "{}: index {i} out of range (max_entries {})",
-                self.spec.describe(),
-                self.spec.max_entries
-            )));
-        }
-        self.present[i as usize].store(0, Ordering::Release);
+        self.slots.clear(delete_index(&self.spec, key)?);
         Ok(())
     }
 
@@ -205,7 +130,7 @@ impl Map for DevMap {
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {
-        vec![self.values.region()]
+        vec![self.slots.region()]
     }
 
     fn program_writable(&self) -> bool {
@@ -265,27 +190,20 @@ impl Map for DevMapHash {
     }
 
     fn update(&self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<()> {
-        Err(no_prog_write(&self.spec))
+        Err(prog_may_only(&self.spec, PROG_OPS))
     }
 
     fn delete(&self, _key: &[u8]) -> Result<()> {
-        Err(no_prog_write(&self.spec))
+        Err(prog_may_only(&self.spec, PROG_OPS))
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), self.spec.value_size as usize)?;
-        let v = self.get(key_u32(key)).ok_or(MapError::NotFound)?;
-        let w = v.word().to_ne_bytes();
-        out.copy_from_slice(&w[..out.len()]);
-        Ok(())
+        lookup_word_user(&self.spec, key, out, flags, |k| self.get(k).map(DevmapVal::word))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, value.len(), self.spec.value_size as usize)?;
-        let v = DevmapVal::parse(value);
+        let (_, ifindex, prog_id) = parse_update(&self.spec, key, value)?;
+        let v = DevmapVal { ifindex, prog_id };
         if flags > BPF_EXIST || v.ifindex == 0 {
             return Err(MapError::invalid(format!(
                 "{}: unknown flags {flags:#x} or zero ifindex",
@@ -303,11 +221,7 @@ impl Map for DevMapHash {
     }
 
     fn get_next_key_into(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<()> {
-        check_next_buf(&self.spec, next)?;
-        if let Some(k) = key {
-            check_key(&self.spec, k)?;
-        }
-        self.core.next_key(key, next)
+        self.core.next_key_user(&self.spec, key, next)
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {
@@ -327,18 +241,8 @@ impl Map for DevMapHash {
 mod tests {
     use super::*;
     use crate::error::*;
-    use crate::{create, BPF_ANY};
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
-
-    fn val(ifindex: u32, prog: i32) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&ifindex.to_ne_bytes());
-        b[4..].copy_from_slice(&prog.to_ne_bytes());
-        b
-    }
+    use crate::test_util::{k, val};
+    use crate::{create, BPF_ANY, BPF_NOEXIST};
 
     #[test]
     fn devmap_array() {

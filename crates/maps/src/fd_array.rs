@@ -20,12 +20,12 @@ use crate::hash::{hash_alloc_check, seed};
 use crate::hash_core::{HashCore, Hasher, Upsert};
 use crate::storage::zeroed_slice;
 use crate::{
-    array_next_key, check_key, check_lookup_flags, check_next_buf, check_user_value, key_u32, Map, MapSpec, MapType,
-    BPF_ANY, BPF_EXIST, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
+    array_next_key, check_any_flags, check_key, check_lookup_flags, check_user_value, expect_type, key_u32, Map,
+    MapSpec, MapType, BPF_EXIST, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
 };
 
-/// `fd_array_map_alloc_check`.
-fn fd_array_check(spec: &MapSpec) -> Result<()> {
+/// The value of every fd-based map is one fd (4 bytes).
+fn fd_value_check(spec: &MapSpec) -> Result<()> {
     if spec.value_size != 4 {
         return Err(MapError::invalid(format!(
             "{}: value_size must be 4 (an fd), got {}",
@@ -33,6 +33,12 @@ fn fd_array_check(spec: &MapSpec) -> Result<()> {
             spec.value_size
         )));
     }
+    Ok(())
+}
+
+/// `fd_array_map_alloc_check` (fd arrays and perf event arrays).
+pub(crate) fn fd_array_check(spec: &MapSpec) -> Result<()> {
+    fd_value_check(spec)?;
     if spec.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
         return Err(MapError::invalid(format!(
             "{}: BPF_F_RDONLY_PROG/BPF_F_WRONLY_PROG are not supported",
@@ -40,13 +46,6 @@ fn fd_array_check(spec: &MapSpec) -> Result<()> {
         )));
     }
     array_alloc_check(spec)
-}
-
-fn expect_type(spec: &MapSpec, t: MapType) -> Result<()> {
-    if spec.kind() != Some(t) {
-        return Err(MapError::invalid(format!("{} is not a {}", spec.describe(), t.name())));
-    }
-    Ok(())
 }
 
 fn id_of(spec: &MapSpec, value: &[u8]) -> Result<u32> {
@@ -62,8 +61,32 @@ fn no_prog_write(spec: &MapSpec, what: &str) -> MapError {
     MapError::OpNotSupported(format!("{}: {what} from a program is not supported", spec.describe()).into())
 }
 
+/// `BPF_MAP_LOOKUP_ELEM` of the fd maps: the id `get` finds for the key.
+fn lookup_id_user(
+    spec: &MapSpec,
+    key: &[u8],
+    out: &mut [u8],
+    flags: u64,
+    get: impl FnOnce(&[u8]) -> Option<u32>,
+) -> Result<()> {
+    check_lookup_flags(spec, flags)?;
+    check_key(spec, key)?;
+    check_user_value(spec, out.len(), 4)?;
+    let id = get(key).ok_or(MapError::NotFound)?;
+    out.copy_from_slice(&id.to_ne_bytes());
+    Ok(())
+}
+
+/// An inner map needs a non-zero id and handle.
+fn check_inner(spec: &MapSpec, id: u32, handle: u64) -> Result<()> {
+    if id == 0 || handle == 0 {
+        return Err(MapError::BadFd(format!("{}: inner map id and handle must be non-zero", spec.describe()).into()));
+    }
+    Ok(())
+}
+
 /// Index of an fd-array key: out of range is `E2BIG` for update and delete.
-fn fd_index(spec: &MapSpec, key: &[u8]) -> Result<u32> {
+pub(crate) fn fd_index(spec: &MapSpec, key: &[u8]) -> Result<u32> {
     check_key(spec, key)?;
     let i = key_u32(key);
     if i >= spec.max_entries {
@@ -124,18 +147,11 @@ impl Map for ProgArray {
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), 4)?;
-        let id = self.get(key_u32(key)).ok_or(MapError::NotFound)?;
-        out.copy_from_slice(&id.to_ne_bytes());
-        Ok(())
+        lookup_id_user(&self.spec, key, out, flags, |k| self.get(key_u32(k)))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        if flags != BPF_ANY {
-            return Err(MapError::invalid(format!("{}: update flags must be BPF_ANY", self.spec.describe())));
-        }
+        check_any_flags(&self.spec, flags)?;
         let i = fd_index(&self.spec, key)?;
         let id = id_of(&self.spec, value)?;
         self.slots[i as usize].store(id, Ordering::Release);
@@ -188,17 +204,11 @@ impl ArrayOfMaps {
     /// Sets slot `index` to inner map `id` with the runtime's `handle`
     /// (non-zero; what programs get from lookups). Flags must be `BPF_ANY`.
     pub fn set(&self, index: u32, id: u32, handle: u64, flags: u64) -> Result<()> {
-        if flags != BPF_ANY {
-            return Err(MapError::invalid(format!("{}: update flags must be BPF_ANY", self.spec.describe())));
-        }
+        check_any_flags(&self.spec, flags)?;
         if index >= self.spec.max_entries {
             return Err(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries });
         }
-        if id == 0 || handle == 0 {
-            return Err(MapError::BadFd(
-                format!("{}: inner map id and handle must be non-zero", self.spec.describe()).into(),
-            ));
-        }
+        check_inner(&self.spec, id, handle)?;
         let _g = self.writer.lock();
         self.handles[index as usize].store(handle, Ordering::Release);
         self.ids[index as usize].store(id, Ordering::Release);
@@ -247,18 +257,11 @@ impl Map for ArrayOfMaps {
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), 4)?;
-        let (id, _) = self.get(key_u32(key)).ok_or(MapError::NotFound)?;
-        out.copy_from_slice(&id.to_ne_bytes());
-        Ok(())
+        lookup_id_user(&self.spec, key, out, flags, |k| self.get(key_u32(k)).map(|(id, _)| id))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        if flags != BPF_ANY {
-            return Err(MapError::invalid(format!("{}: update flags must be BPF_ANY", self.spec.describe())));
-        }
+        check_any_flags(&self.spec, flags)?;
         let i = fd_index(&self.spec, key)?;
         let id = id_of(&self.spec, value)?;
         self.set(i, id, id as u64, flags)
@@ -302,13 +305,7 @@ impl HashOfMaps {
     /// Creates the map (see [`crate::create`]).
     pub fn new(spec: MapSpec) -> Result<HashOfMaps> {
         expect_type(&spec, MapType::HashOfMaps)?;
-        if spec.value_size != 4 {
-            return Err(MapError::invalid(format!(
-                "{}: value_size must be 4 (an fd), got {}",
-                spec.describe(),
-                spec.value_size
-            )));
-        }
+        fd_value_check(&spec)?;
         hash_alloc_check(&spec, false, false)?;
         let core =
             HashCore::new(spec.key_size, spec.max_entries, spec.max_entries, Hasher::Seeded(seed(spec.flags)), false)?;
@@ -328,11 +325,7 @@ impl HashOfMaps {
         if flags > BPF_EXIST {
             return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
         }
-        if id == 0 || handle == 0 {
-            return Err(MapError::BadFd(
-                format!("{}: inner map id and handle must be non-zero", self.spec.describe()).into(),
-            ));
-        }
+        check_inner(&self.spec, id, handle)?;
         self.core.upsert(key, Upsert { flags, check_exist: true, in_place: true }, &mut |slot, _| {
             self.handles[slot as usize].store(handle, Ordering::Release);
             self.ids[slot as usize].store(id, Ordering::Release);
@@ -380,12 +373,7 @@ impl Map for HashOfMaps {
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
-        check_lookup_flags(&self.spec, flags)?;
-        check_key(&self.spec, key)?;
-        check_user_value(&self.spec, out.len(), 4)?;
-        let (id, _) = self.get(key).ok_or(MapError::NotFound)?;
-        out.copy_from_slice(&id.to_ne_bytes());
-        Ok(())
+        lookup_id_user(&self.spec, key, out, flags, |k| self.get(k).map(|(id, _)| id))
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
@@ -400,11 +388,7 @@ impl Map for HashOfMaps {
     }
 
     fn get_next_key_into(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<()> {
-        check_next_buf(&self.spec, next)?;
-        if let Some(k) = key {
-            check_key(&self.spec, k)?;
-        }
-        self.core.next_key(key, next)
+        self.core.next_key_user(&self.spec, key, next)
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {
@@ -420,11 +404,8 @@ impl Map for HashOfMaps {
 mod tests {
     use super::*;
     use crate::error::*;
-    use crate::{create, BPF_NOEXIST};
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
+    use crate::test_util::k;
+    use crate::{create, BPF_ANY, BPF_NOEXIST};
 
     #[test]
     fn prog_array() {

@@ -20,11 +20,13 @@ use std::any::Any;
 
 use crate::error::{MapError, Result};
 use crate::hash_core::{HashCore, Hasher, Upsert};
-use crate::storage::{copy_in, copy_in_locked, copy_out, copy_out_locked, round8, zero_value, Slab};
+use crate::storage::{
+    copy_in, copy_in_locked, copy_in_value, copy_out_percpu, copy_out_value, round8, zero_value, Slab,
+};
 use crate::{
-    check_cpu, check_flags, check_key, check_lookup_flags, check_next_buf, check_prog_value, check_user_value, no_lock,
-    ForEachFn, Map, MapSpec, MapType, BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_LOCK, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC,
-    BPF_F_NUMA_NODE, BPF_F_ZERO_SEED,
+    check_cpu, check_flags, check_for_each, check_key, check_lookup_flags, check_prog_value, check_user_update,
+    check_user_value, no_lock, percpu_user_size, ForEachFn, Map, MapSpec, MapType, BPF_EXIST, BPF_F_ACCESS_MASK,
+    BPF_F_LOCK, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_ZERO_SEED,
 };
 
 /// `HTAB_CREATE_FLAG_MASK`.
@@ -217,31 +219,18 @@ impl HashMap {
         self.core.upsert(key, u, &mut |slot, existing| {
             let dst = self.value_at(slot, 0);
             // SAFETY: value memory of this map.
-            unsafe {
-                match (existing && locked, lock_off) {
-                    (true, Some(off)) => copy_in_locked(dst, &src[..vs], off),
-                    _ => copy_in(dst, &src[..vs], lock_off),
-                }
-            }
+            unsafe { copy_in_value(dst, &src[..vs], existing && locked, lock_off) }
         })?;
         Ok(())
     }
 
     fn copy_user(&self, slot: u32, out: &mut [u8], locked: bool) {
-        if self.percpu {
-            for c in 0..self.spec.nr_cpus {
-                let o = c as usize * self.stride;
-                // SAFETY: value memory of this map.
-                unsafe { copy_out(&mut out[o..o + self.stride], self.value_at(slot, c), None) };
-            }
-        } else {
-            let src = self.value_at(slot, 0);
-            // SAFETY: value memory of this map.
-            unsafe {
-                match (locked, self.lock_off()) {
-                    (true, Some(off)) => copy_out_locked(out, src, off),
-                    _ => copy_out(out, src, self.lock_off()),
-                }
+        // SAFETY: value memory of this map (stride bytes per CPU).
+        unsafe {
+            if self.percpu {
+                copy_out_percpu(out, self.spec.nr_cpus, self.stride, |c| self.value_at(slot, c));
+            } else {
+                copy_out_value(out, self.value_at(slot, 0), locked, self.lock_off());
             }
         }
     }
@@ -280,21 +269,12 @@ impl Map for HashMap {
     }
 
     fn for_each(&self, cpu: u32, flags: u64, f: &mut ForEachFn<'_>) -> Result<u32> {
-        if flags != 0 {
-            return Err(MapError::invalid(format!("{}: for_each flags must be 0", self.spec.describe())));
-        }
-        if self.percpu {
-            check_cpu(&self.spec, cpu)?;
-        }
+        check_for_each(&self.spec, self.percpu, cpu, flags)?;
         Ok(self.core.for_each(&mut |key, slot| f(key, self.value_at(slot, cpu))))
     }
 
     fn user_value_size(&self) -> usize {
-        if self.percpu {
-            self.stride * self.spec.nr_cpus as usize
-        } else {
-            self.spec.value_size as usize
-        }
+        percpu_user_size(&self.spec, self.percpu, self.stride)
     }
 
     fn lookup_user_into(&self, key: &[u8], out: &mut [u8], flags: u64) -> Result<()> {
@@ -306,10 +286,7 @@ impl Map for HashMap {
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        if flags & BPF_F_LOCK != 0 && self.spec.spin_lock_off.is_none() {
-            return Err(no_lock(&self.spec));
-        }
-        check_user_value(&self.spec, value.len(), self.user_value_size())?;
+        check_user_update(&self.spec, flags, value.len(), self.user_value_size())?;
         self.do_update(key, value, flags, 0, self.percpu)
     }
 
@@ -327,11 +304,7 @@ impl Map for HashMap {
     }
 
     fn get_next_key_into(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<()> {
-        check_next_buf(&self.spec, next)?;
-        if let Some(k) = key {
-            check_key(&self.spec, k)?;
-        }
-        self.core.next_key(key, next)
+        self.core.next_key_user(&self.spec, key, next)
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {
@@ -347,12 +320,9 @@ impl Map for HashMap {
 mod tests {
     use super::*;
     use crate::error::*;
+    use crate::test_util::k;
     use crate::{create, BPF_ANY, BPF_NOEXIST};
     use std::collections::BTreeSet;
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
 
     fn all_keys(m: &dyn Map) -> Vec<Vec<u8>> {
         let mut out = vec![];

@@ -25,7 +25,7 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{MapError, Result};
 use crate::storage::{backoff, zeroed_slice, FreeList, Zeroable, NIL};
-use crate::{BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
+use crate::{check_key, check_next_buf, MapSpec, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 
 /// How keys are hashed.
 #[derive(Clone, Copy, Debug)]
@@ -518,6 +518,16 @@ impl HashCore {
         drop(g);
         self.free.push(s);
         Ok(())
+    }
+
+    /// `BPF_MAP_GET_NEXT_KEY` of a hash-based map: checks the buffer and
+    /// key sizes against `spec`, then [`HashCore::next_key`].
+    pub(crate) fn next_key_user(&self, spec: &MapSpec, key: Option<&[u8]>, next: &mut [u8]) -> Result<()> {
+        check_next_buf(spec, next)?;
+        if let Some(k) = key {
+            check_key(spec, k)?;
+        }
+        self.next_key(key, next)
     }
 
     /// The kernel's `htab_map_get_next_key`: next element in the key's

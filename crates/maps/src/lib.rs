@@ -65,6 +65,7 @@ mod hash_core;
 pub mod lpm;
 pub mod perf;
 pub mod queue_stack;
+mod redirect;
 pub mod ringbuf;
 pub mod storage;
 pub mod types;
@@ -422,6 +423,22 @@ pub(crate) fn access_ok(flags: u32) -> bool {
     flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
 }
 
+/// Checks that `spec` is of type `t` (the first check of a type's constructor).
+pub(crate) fn expect_type(spec: &MapSpec, t: MapType) -> Result<()> {
+    if spec.kind() != Some(t) {
+        let name = t.name();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'x']) { "an" } else { "a" };
+        return Err(MapError::invalid(format!("{} is not {article} {name}", spec.describe())));
+    }
+    Ok(())
+}
+
+/// The error of a program-side update or delete on maps that programs may
+/// only use otherwise (`what`: "redirect", "output", ...).
+pub(crate) fn prog_may_only(spec: &MapSpec, what: &str) -> MapError {
+    MapError::OpNotSupported(format!("{}: programs may only {what}", spec.describe()).into())
+}
+
 /// Checks that `flags` has no bit outside `mask`.
 pub(crate) fn check_flags(spec: &MapSpec, mask: u32) -> Result<()> {
     let bad = spec.flags & !mask;
@@ -514,6 +531,77 @@ pub(crate) fn array_next_key(spec: &MapSpec, key: Option<&[u8]>, next: &mut [u8]
     Ok(())
 }
 
+/// Update flags of maps that take only `BPF_ANY` (fd arrays, perf event arrays).
+pub(crate) fn check_any_flags(spec: &MapSpec, flags: u64) -> Result<()> {
+    if flags != BPF_ANY {
+        return Err(MapError::invalid(format!("{}: update flags must be BPF_ANY", spec.describe())));
+    }
+    Ok(())
+}
+
+/// The update checks of the kernel's arrays (per-CPU array, devmap, cpumap)
+/// in their order: unknown flags `EINVAL`, index out of range `E2BIG`,
+/// `BPF_NOEXIST` `EEXIST` (every index exists).
+pub(crate) fn array_update_checks(spec: &MapSpec, index: u32, flags: u64) -> Result<()> {
+    if flags > BPF_EXIST {
+        return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", spec.describe())));
+    }
+    if index >= spec.max_entries {
+        return Err(MapError::IndexOutOfRange { index, max_entries: spec.max_entries });
+    }
+    if flags == BPF_NOEXIST {
+        return Err(MapError::Exists);
+    }
+    Ok(())
+}
+
+/// The index of a user-side delete of a devmap, cpumap or xskmap: out of
+/// range is `EINVAL` (fd arrays say `E2BIG` instead).
+pub(crate) fn delete_index(spec: &MapSpec, key: &[u8]) -> Result<u32> {
+    check_key(spec, key)?;
+    let i = key_u32(key);
+    if i >= spec.max_entries {
+        return Err(MapError::invalid(format!(
+            "{}: index {i} out of range (max_entries {})",
+            spec.describe(),
+            spec.max_entries
+        )));
+    }
+    Ok(i)
+}
+
+/// The checks of `bpf_for_each_map_elem` on arrays and hashes: flags 0 and,
+/// for per-CPU maps, a valid CPU.
+pub(crate) fn check_for_each(spec: &MapSpec, percpu: bool, cpu: u32, flags: u64) -> Result<()> {
+    if flags != 0 {
+        return Err(MapError::invalid(format!("{}: for_each flags must be 0", spec.describe())));
+    }
+    if percpu {
+        check_cpu(spec, cpu)?;
+    }
+    Ok(())
+}
+
+/// The checks of a user-side update of arrays and hashes: `BPF_F_LOCK`
+/// needs a spin lock (the syscall checks this before the map sees it), and
+/// the value buffer must be `want` bytes.
+pub(crate) fn check_user_update(spec: &MapSpec, flags: u64, len: usize, want: usize) -> Result<()> {
+    if flags & BPF_F_LOCK != 0 && spec.spin_lock_off.is_none() {
+        return Err(no_lock(spec));
+    }
+    check_user_value(spec, len, want)
+}
+
+/// Bytes of a user-side value: per-CPU maps one `stride` per CPU, others
+/// `value_size`.
+pub(crate) fn percpu_user_size(spec: &MapSpec, percpu: bool, stride: usize) -> usize {
+    if percpu {
+        stride * spec.nr_cpus as usize
+    } else {
+        spec.value_size as usize
+    }
+}
+
 /// Checks a `get_next_key` output buffer.
 #[inline]
 pub(crate) fn check_next_buf(spec: &MapSpec, next: &[u8]) -> Result<()> {
@@ -542,6 +630,23 @@ pub(crate) fn check_lookup_flags(spec: &MapSpec, flags: u64) -> Result<()> {
 #[cold]
 pub(crate) fn no_lock(spec: &MapSpec) -> MapError {
     MapError::invalid(format!("{}: BPF_F_LOCK on a map without bpf_spin_lock", spec.describe()))
+}
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+mod test_util {
+    /// A 4-byte key or value holding `i`.
+    pub(crate) fn k(i: u32) -> [u8; 4] {
+        i.to_ne_bytes()
+    }
+
+    /// A devmap or cpumap value: `first` (ifindex or qsize), then `prog`.
+    pub(crate) fn val(first: u32, prog: i32) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&first.to_ne_bytes());
+        b[4..].copy_from_slice(&prog.to_ne_bytes());
+        b
+    }
 }
 
 #[cfg(test)]

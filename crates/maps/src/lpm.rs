@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use crate::error::{MapError, Result};
 use crate::storage::{backoff, copy_in, copy_out, round8, zeroed_slice, Slab, NIL};
 use crate::{
-    check_flags, check_key, check_lookup_flags, check_next_buf, check_prog_value, check_user_value, Map, MapSpec,
-    BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_NOEXIST,
+    check_flags, check_key, check_lookup_flags, check_next_buf, check_prog_value, check_user_update, check_user_value,
+    Map, MapSpec, BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_NOEXIST,
 };
 
 const LPM_DATA_SIZE_MAX: u32 = 256;
@@ -40,11 +40,29 @@ enum Link {
     Child(u32, usize),
 }
 
+/// Indices `0..capacity` handed out in order, freed ones reused first.
+#[derive(Default)]
+struct Pool {
+    free: Vec<u32>,
+    next: u32,
+}
+
+impl Pool {
+    fn alloc(&mut self, capacity: u32) -> Option<u32> {
+        if let Some(i) = self.free.pop() {
+            return Some(i);
+        }
+        if self.next < capacity {
+            self.next += 1;
+            return Some(self.next - 1);
+        }
+        None
+    }
+}
+
 struct Writer {
-    free_nodes: Vec<u32>,
-    next_node: u32,
-    free_values: Vec<u32>,
-    next_value: u32,
+    nodes: Pool,
+    values: Pool,
     n_entries: u32,
 }
 
@@ -136,13 +154,7 @@ impl LpmTrie {
             values,
             stride,
             n_values,
-            writer: Mutex::new(Writer {
-                free_nodes: Vec::new(),
-                next_node: 0,
-                free_values: Vec::new(),
-                next_value: 0,
-                n_entries: 0,
-            }),
+            writer: Mutex::new(Writer { nodes: Pool::default(), values: Pool::default(), n_entries: 0 }),
             spec,
         })
     }
@@ -291,32 +303,22 @@ impl LpmTrie {
     }
 
     fn alloc_node(&self, w: &mut Writer) -> Result<u32> {
-        if let Some(n) = w.free_nodes.pop() {
-            return Ok(n);
-        }
-        if w.next_node < self.n_nodes {
-            w.next_node += 1;
-            return Ok(w.next_node - 1);
-        }
-        Err(MapError::NoMemory(format!("{}: node pool exhausted", self.spec.describe()).into()))
+        w.nodes.alloc(self.n_nodes).ok_or_else(|| self.exhausted("node"))
     }
 
     fn alloc_value(&self, w: &mut Writer) -> Result<u32> {
-        if let Some(v) = w.free_values.pop() {
-            return Ok(v);
-        }
-        if w.next_value < self.n_values {
-            w.next_value += 1;
-            return Ok(w.next_value - 1);
-        }
-        Err(MapError::NoMemory(format!("{}: value pool exhausted", self.spec.describe()).into()))
+        w.values.alloc(self.n_values).ok_or_else(|| self.exhausted("value"))
+    }
+
+    fn exhausted(&self, pool: &str) -> MapError {
+        MapError::NoMemory(format!("{}: {pool} pool exhausted", self.spec.describe()).into())
     }
 
     fn free_node(&self, w: &mut Writer, node: u32) {
         if !self.is_im(node) {
-            w.free_values.push(self.vslot[node as usize].load(Ordering::Relaxed));
+            w.values.free.push(self.vslot[node as usize].load(Ordering::Relaxed));
         }
-        w.free_nodes.push(node);
+        w.nodes.free.push(node);
     }
 
     fn write_node(&self, node: u32, prefixlen: u32, word: impl Fn(usize) -> u64, flags: u32) {
@@ -351,11 +353,9 @@ impl LpmTrie {
         Ok(())
     }
 
-    fn do_update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        check_key(&self.spec, key)?;
-        if flags > BPF_EXIST {
-            return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
-        }
+    /// The key of an update or delete; a prefix longer than the data is
+    /// `EINVAL`.
+    fn parse_update_key(&self, key: &[u8]) -> Result<Key> {
         let k = self.parse(key);
         if k.prefixlen > self.max_prefixlen {
             return Err(MapError::invalid(format!(
@@ -365,20 +365,29 @@ impl LpmTrie {
                 self.max_prefixlen
             )));
         }
+        Ok(k)
+    }
+
+    fn do_update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        check_key(&self.spec, key)?;
+        if flags > BPF_EXIST {
+            return Err(MapError::invalid(format!("{}: unknown update flags {flags:#x}", self.spec.describe())));
+        }
+        let k = self.parse_update_key(key)?;
         let vs = self.spec.value_size as usize;
         self.write(|w| {
             let new = self.alloc_node(w)?;
             let nv = match self.alloc_value(w) {
                 Ok(v) => v,
                 Err(e) => {
-                    w.free_nodes.push(new);
+                    w.nodes.free.push(new);
                     return Err(e);
                 }
             };
             let res = self.insert(w, new, nv, &k, flags);
             if res.is_err() {
-                w.free_nodes.push(new);
-                w.free_values.push(nv);
+                w.nodes.free.push(new);
+                w.values.free.push(nv);
             } else {
                 // SAFETY: value slot nv of this map.
                 unsafe { copy_in(self.values.at(nv as usize * self.stride), &value[..vs], None) };
@@ -459,15 +468,7 @@ impl LpmTrie {
 
     fn do_delete(&self, key: &[u8]) -> Result<()> {
         check_key(&self.spec, key)?;
-        let k = self.parse(key);
-        if k.prefixlen > self.max_prefixlen {
-            return Err(MapError::invalid(format!(
-                "{}: prefixlen {} exceeds {}",
-                self.spec.describe(),
-                k.prefixlen,
-                self.max_prefixlen
-            )));
-        }
+        let k = self.parse_update_key(key)?;
         self.write(|w| {
             let mut trim = Link::Root;
             let mut trim2 = trim;
@@ -499,7 +500,7 @@ impl LpmTrie {
             let c1 = self.child_of(n, 1);
             if c0 != NIL && c1 != NIL {
                 // Two children: becomes an intermediate node.
-                w.free_values.push(self.vslot[n as usize].load(Ordering::Relaxed));
+                w.values.free.push(self.vslot[n as usize].load(Ordering::Relaxed));
                 self.flags[n as usize].store(FLAG_IM, Ordering::Relaxed);
                 return Ok(());
             }
@@ -631,26 +632,14 @@ impl Map for LpmTrie {
         check_key(&self.spec, key)?;
         check_user_value(&self.spec, out.len(), self.spec.value_size as usize)?;
         let k = self.parse(key);
-        let found = self.read(|| match self.find_longest(&k) {
-            Some(n) => {
-                // SAFETY: value memory of this map.
-                unsafe { copy_out(out, self.value_ptr(n), None) };
-                true
-            }
-            None => false,
-        });
-        if found {
-            Ok(())
-        } else {
-            Err(MapError::NotFound)
-        }
+        // SAFETY: value memory of this map.
+        let copied = self.read(|| self.find_longest(&k).map(|n| unsafe { copy_out(out, self.value_ptr(n), None) }));
+        copied.ok_or(MapError::NotFound)
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        if flags & crate::BPF_F_LOCK != 0 {
-            return Err(crate::no_lock(&self.spec));
-        }
-        check_user_value(&self.spec, value.len(), self.spec.value_size as usize)?;
+        // No spin lock in a trie: BPF_F_LOCK is refused.
+        check_user_update(&self.spec, flags, value.len(), self.spec.value_size as usize)?;
         self.do_update(key, value, flags)
     }
 
@@ -667,18 +656,8 @@ impl Map for LpmTrie {
             }
             None => None,
         };
-        let found = self.read(|| match self.next_key(k.as_ref()) {
-            Some(n) => {
-                self.write_key(n, next);
-                true
-            }
-            None => false,
-        });
-        if found {
-            Ok(())
-        } else {
-            Err(MapError::NotFound)
-        }
+        let written = self.read(|| self.next_key(k.as_ref()).map(|n| self.write_key(n, next)));
+        written.ok_or(MapError::NotFound)
     }
 
     fn value_regions(&self) -> Vec<(usize, usize)> {

@@ -19,11 +19,11 @@ use std::any::Any;
 
 use parking_lot::Mutex;
 
-use crate::array::array_alloc_check;
 use crate::error::{MapError, Result};
+use crate::fd_array::{fd_array_check, fd_index};
 use crate::{
-    array_next_key, check_key, check_lookup_flags, key_u32, Map, MapSpec, MapType, BPF_ANY, BPF_F_CTXLEN_MASK,
-    BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
+    array_next_key, check_any_flags, check_key, check_lookup_flags, expect_type, key_u32, prog_may_only, Map, MapSpec,
+    MapType, BPF_F_CTXLEN_MASK, BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK,
 };
 
 /// Capacity of a slot opened by `update_user`: 64 KiB (16 pages).
@@ -56,23 +56,8 @@ pub struct PerfEventArray {
 impl PerfEventArray {
     /// Creates the map (see [`crate::create`]).
     pub fn new(spec: MapSpec) -> Result<PerfEventArray> {
-        if spec.kind() != Some(MapType::PerfEventArray) {
-            return Err(MapError::invalid(format!("{} is not a perf_event_array", spec.describe())));
-        }
-        if spec.value_size != 4 {
-            return Err(MapError::invalid(format!(
-                "{}: value_size must be 4 (an fd), got {}",
-                spec.describe(),
-                spec.value_size
-            )));
-        }
-        if spec.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
-            return Err(MapError::invalid(format!(
-                "{}: BPF_F_RDONLY_PROG/BPF_F_WRONLY_PROG are not supported",
-                spec.describe()
-            )));
-        }
-        array_alloc_check(&spec)?;
+        expect_type(&spec, MapType::PerfEventArray)?;
+        fd_array_check(&spec)?;
         let n = spec.max_entries as usize;
         let mut slots = Vec::new();
         slots
@@ -86,10 +71,7 @@ impl PerfEventArray {
     /// (`None`: any CPU), holding up to `capacity` bytes. Replaces (and
     /// drops the samples of) any event already there.
     pub fn open(&self, index: u32, id: u32, cpu: Option<u32>, capacity: usize) -> Result<()> {
-        let slot = self
-            .slots
-            .get(index as usize)
-            .ok_or(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries })?;
+        let slot = self.slot(index)?;
         if id == 0 {
             return Err(MapError::BadFd(format!("{}: event id 0 names no event", self.spec.describe()).into()));
         }
@@ -142,10 +124,7 @@ impl PerfEventArray {
     /// [`PerfRecord::Lost`] first if samples were lost). Returns how many
     /// samples were delivered.
     pub fn drain(&self, index: u32, f: &mut dyn FnMut(PerfRecord<'_>)) -> Result<usize> {
-        let slot = self
-            .slots
-            .get(index as usize)
-            .ok_or(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries })?;
+        let slot = self.slot(index)?;
         // Take the samples out so that `f` runs without the lock.
         let (records, lost) = {
             let mut g = slot.lock();
@@ -161,6 +140,11 @@ impl PerfEventArray {
             f(PerfRecord::Sample(r));
         }
         Ok(n)
+    }
+
+    /// Slot `index`; out of range is `E2BIG`.
+    fn slot(&self, index: u32) -> Result<&Mutex<Option<Event>>> {
+        self.slots.get(index as usize).ok_or(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries })
     }
 
     /// The id of the event at `index`.
@@ -179,11 +163,11 @@ impl Map for PerfEventArray {
     }
 
     fn update(&self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<()> {
-        Err(MapError::OpNotSupported(format!("{}: programs may only output", self.spec.describe()).into()))
+        Err(prog_may_only(&self.spec, "output"))
     }
 
     fn delete(&self, _key: &[u8]) -> Result<()> {
-        Err(MapError::OpNotSupported(format!("{}: programs may only output", self.spec.describe()).into()))
+        Err(prog_may_only(&self.spec, "output"))
     }
 
     fn user_value_size(&self) -> usize {
@@ -196,9 +180,7 @@ impl Map for PerfEventArray {
     }
 
     fn update_user(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        if flags != BPF_ANY {
-            return Err(MapError::invalid(format!("{}: update flags must be BPF_ANY", self.spec.describe())));
-        }
+        check_any_flags(&self.spec, flags)?;
         check_key(&self.spec, key)?;
         crate::check_user_value(&self.spec, value.len(), 4)?;
         let index = key_u32(key);
@@ -209,13 +191,8 @@ impl Map for PerfEventArray {
     }
 
     fn delete_user(&self, key: &[u8]) -> Result<()> {
-        check_key(&self.spec, key)?;
-        let index = key_u32(key);
-        let slot = self
-            .slots
-            .get(index as usize)
-            .ok_or(MapError::IndexOutOfRange { index, max_entries: self.spec.max_entries })?;
-        match slot.lock().take() {
+        let index = fd_index(&self.spec, key)?;
+        match self.slot(index)?.lock().take() {
             Some(_) => Ok(()),
             None => Err(MapError::NotFound),
         }
@@ -237,12 +214,9 @@ impl Map for PerfEventArray {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::create;
     use crate::error::*;
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
+    use crate::test_util::k;
+    use crate::{create, BPF_ANY};
 
     fn samples(p: &PerfEventArray, i: u32) -> (Vec<Vec<u8>>, u64) {
         let mut s = vec![];

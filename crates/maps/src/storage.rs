@@ -242,6 +242,53 @@ pub(crate) unsafe fn copy_out_locked(dst: &mut [u8], src: *mut u8, lock_off: u32
     }
 }
 
+/// Copies `src` into a value: under its spin lock when `locked` and the map
+/// has one ([`copy_in_locked`]), otherwise [`copy_in`].
+///
+/// # Safety
+/// As for [`copy_in`]; `lock_off` must be a valid, aligned lock offset.
+#[inline]
+pub(crate) unsafe fn copy_in_value(dst: *mut u8, src: &[u8], locked: bool, lock_off: Option<u32>) {
+    // SAFETY: caller contract.
+    unsafe {
+        match (locked, lock_off) {
+            (true, Some(off)) => copy_in_locked(dst, src, off),
+            _ => copy_in(dst, src, lock_off),
+        }
+    }
+}
+
+/// Copies a value out: under its spin lock when `locked` and the map has
+/// one ([`copy_out_locked`]), otherwise [`copy_out`].
+///
+/// # Safety
+/// As for [`copy_out`]; `lock_off` must be a valid, aligned lock offset.
+#[inline]
+pub(crate) unsafe fn copy_out_value(dst: &mut [u8], src: *mut u8, locked: bool, lock_off: Option<u32>) {
+    // SAFETY: caller contract.
+    unsafe {
+        match (locked, lock_off) {
+            (true, Some(off)) => copy_out_locked(dst, src, off),
+            _ => copy_out(dst, src, lock_off),
+        }
+    }
+}
+
+/// Copies the values of every CPU out in the syscall's per-CPU layout:
+/// CPU `c`'s `stride` bytes (value and padding) from `at(c)` go to
+/// `dst[c * stride..]`.
+///
+/// # Safety
+/// `at(c)..at(c)+stride` must be value memory of a live map for every
+/// `c < nr_cpus`, and `dst` at least `nr_cpus * stride` bytes.
+pub(crate) unsafe fn copy_out_percpu(dst: &mut [u8], nr_cpus: u32, stride: usize, at: impl Fn(u32) -> *mut u8) {
+    for c in 0..nr_cpus {
+        let o = c as usize * stride;
+        // SAFETY: caller contract.
+        unsafe { copy_out(&mut dst[o..o + stride], at(c), None) };
+    }
+}
+
 /// Link value meaning "no element" in the `index + 1` encoding used by all
 /// chains (so that zeroed memory is an empty structure).
 pub(crate) const NIL: u32 = 0;

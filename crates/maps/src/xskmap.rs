@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::{MapError, Result};
+use crate::redirect::check_dims;
 use crate::storage::{zeroed_slice, Slab};
 use crate::{
-    array_next_key, check_flags, check_key, check_user_value, key_u32, Map, MapSpec, MapType, BPF_EXIST,
-    BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_NOEXIST,
+    array_next_key, check_flags, check_key, check_user_value, delete_index, key_u32, prog_may_only, Map, MapSpec,
+    MapType, BPF_EXIST, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_NOEXIST,
 };
 
 /// An `xskmap`.
@@ -28,18 +29,7 @@ pub struct XskMap {
 impl XskMap {
     /// Creates the map (see [`crate::create`]).
     pub fn new(spec: MapSpec) -> Result<XskMap> {
-        if spec.kind() != Some(MapType::Xskmap) {
-            return Err(MapError::invalid(format!("{} is not an xskmap", spec.describe())));
-        }
-        if spec.max_entries == 0 || spec.key_size != 4 || spec.value_size != 4 {
-            return Err(MapError::invalid(format!(
-                "{}: needs max_entries > 0, key_size 4 and value_size 4 (got {}, {}, {})",
-                spec.describe(),
-                spec.max_entries,
-                spec.key_size,
-                spec.value_size
-            )));
-        }
+        check_dims(&spec, MapType::Xskmap, &[4], "4")?;
         check_flags(&spec, BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY)?;
         let n = spec.max_entries as usize;
         Ok(XskMap {
@@ -107,15 +97,11 @@ impl Map for XskMap {
     }
 
     fn update(&self, _key: &[u8], _value: &[u8], _flags: u64, _cpu: u32) -> Result<()> {
-        Err(MapError::OpNotSupported(
-            format!("{}: programs may only look up and redirect", self.spec.describe()).into(),
-        ))
+        Err(prog_may_only(&self.spec, "look up and redirect"))
     }
 
     fn delete(&self, _key: &[u8]) -> Result<()> {
-        Err(MapError::OpNotSupported(
-            format!("{}: programs may only look up and redirect", self.spec.describe()).into(),
-        ))
+        Err(prog_may_only(&self.spec, "look up and redirect"))
     }
 
     fn lookup_user_into(&self, _key: &[u8], _out: &mut [u8], _flags: u64) -> Result<()> {
@@ -131,15 +117,7 @@ impl Map for XskMap {
     }
 
     fn delete_user(&self, key: &[u8]) -> Result<()> {
-        check_key(&self.spec, key)?;
-        let i = key_u32(key);
-        if i >= self.spec.max_entries {
-            return Err(MapError::invalid(format!(
-                "{}: index {i} out of range (max_entries {})",
-                self.spec.describe(),
-                self.spec.max_entries
-            )));
-        }
+        let i = delete_index(&self.spec, key)?;
         let _g = self.writer.lock();
         self.socks[i as usize].store(0, Ordering::Release);
         Ok(())
@@ -166,11 +144,8 @@ impl Map for XskMap {
 mod tests {
     use super::*;
     use crate::error::*;
+    use crate::test_util::k;
     use crate::{create, BPF_ANY};
-
-    fn k(i: u32) -> [u8; 4] {
-        i.to_ne_bytes()
-    }
 
     #[test]
     fn xskmap() {

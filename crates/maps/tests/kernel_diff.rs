@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use uxdp_maps::{create, Map, MapError, MapSpec, MapType, BPF_F_NO_PREALLOC};
 
+mod common;
+use common::Rng;
+
 const BPF_MAP_CREATE: i32 = 0;
 const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 const BPF_MAP_UPDATE_ELEM: i32 = 2;
@@ -119,16 +122,7 @@ impl KMap {
     }
 
     fn contents(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut cur: Option<Vec<u8>> = None;
-        while let Ok(n) = self.next_key(cur.as_deref()) {
-            if let Ok(v) = self.lookup(&n, 0) {
-                out.insert(n.clone(), v);
-            }
-            cur = Some(n);
-            assert!(out.len() <= 100_000);
-        }
-        out
+        walk_contents(&|c| self.next_key(c), &|k| self.lookup(k, 0))
     }
 }
 
@@ -137,29 +131,27 @@ fn ours<T>(r: Result<T, MapError>) -> Result<T, i32> {
 }
 
 fn contents(m: &dyn Map) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut cur: Option<Vec<u8>> = None;
-    while let Ok(n) = m.get_next_key(cur.as_deref()) {
-        if let Ok(v) = m.lookup_user(&n, 0) {
-            out.insert(n.clone(), v);
-        }
-        cur = Some(n);
-    }
-    out
+    walk_contents(&|c| ours(m.get_next_key(c)), &|k| ours(m.lookup_user(k, 0)))
 }
 
-struct Rng(u64);
+type NextKeyFn<'a> = dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, i32> + 'a;
+type LookupFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, i32> + 'a;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+/// The keys `next_key` gives from the start until it fails, in order.
+fn walk_keys(next_key: &NextKeyFn) -> Vec<Vec<u8>> {
+    let mut v = vec![];
+    let mut cur: Option<Vec<u8>> = None;
+    while let Ok(n) = next_key(cur.as_deref()) {
+        v.push(n.clone());
+        cur = Some(n);
+        assert!(v.len() <= 100_000);
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+    v
+}
+
+/// The walked keys with the values `lookup` finds for them.
+fn walk_contents(next_key: &NextKeyFn, lookup: &LookupFn) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    walk_keys(next_key).into_iter().filter_map(|k| lookup(&k).ok().map(|v| (k, v))).collect()
 }
 
 const FLAGS: [u64; 6] = [0, 1, 2, 3, 4, 8];
@@ -241,8 +233,6 @@ fn hash_matches_kernel() {
     assert!(!c.is_empty());
 }
 
-type NextKeyFn<'a> = dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, i32> + 'a;
-
 fn lpm_key(rng: &mut Rng) -> Vec<u8> {
     let plen = [0u32, 8, 12, 16, 20, 24, 28, 32, 33][rng.below(9) as usize];
     let addr: u32 = (rng.below(4) as u32) << 28 | (rng.below(4) as u32) << 20 | (rng.below(3) as u32) << 8;
@@ -271,17 +261,8 @@ fn lpm_trie_matches_kernel() {
         }
     }
     // Full post-order walk, in order.
-    let walk = |f: &NextKeyFn| {
-        let mut v = vec![];
-        let mut cur: Option<Vec<u8>> = None;
-        while let Ok(n) = f(cur.as_deref()) {
-            v.push(n.clone());
-            cur = Some(n);
-        }
-        v
-    };
-    let ours_walk = walk(&|c| ours(m.get_next_key(c)));
-    assert_eq!(ours_walk, walk(&|c| k.next_key(c)));
+    let ours_walk = walk_keys(&|c| ours(m.get_next_key(c)));
+    assert_eq!(ours_walk, walk_keys(&|c| k.next_key(c)));
     assert!(ours_walk.len() > 5);
     assert_eq!(contents(&*m), k.contents());
 }
@@ -329,16 +310,8 @@ fn stack_matches_kernel() {
 #[test]
 fn percpu_array_user_layout_matches_kernel() {
     // The kernel's value layout covers every possible CPU; use its count.
-    let Some(ncpu) = possible_cpus() else {
-        eprintln!("skipping: cannot read /sys/devices/system/cpu/possible");
-        return;
-    };
-    let Created::Map(mut k) = KMap::create(MapType::PercpuArray, 4, 12, 4, 0) else {
-        eprintln!("skipping kernel differential test: cannot create maps");
-        return;
-    };
+    let Some((ncpu, mut k, m)) = percpu_pair(MapType::PercpuArray, 4, 12, |_| 4) else { return };
     k.value_size = 16 * ncpu as usize;
-    let m = create(MapSpec::new(MapType::PercpuArray, 4, 12, 4).cpus(ncpu)).unwrap();
     assert_eq!(m.user_value_size(), k.value_size);
     let val: Vec<u8> = (0..k.value_size).map(|i| i as u8).collect();
     for (i, flags) in [(0u32, 0u64), (1, 2), (2, 1), (4, 0), (1, 4)] {
@@ -355,6 +328,27 @@ fn possible_cpus() -> Option<u32> {
         .map(|last| last + 1)
 }
 
+/// For maps sized by the CPU count: the number of possible CPUs, the kernel
+/// map and ours (`max_entries` computed from that number, ours running on
+/// as many CPUs), or `None` after printing why the test is skipped.
+fn percpu_pair(
+    t: MapType,
+    key: u32,
+    value: u32,
+    max: impl FnOnce(u32) -> u32,
+) -> Option<(u32, KMap, std::sync::Arc<dyn Map>)> {
+    let Some(ncpu) = possible_cpus() else {
+        eprintln!("skipping: cannot read /sys/devices/system/cpu/possible");
+        return None;
+    };
+    let max = max(ncpu);
+    let Created::Map(k) = KMap::create(t, key, value, max, 0) else {
+        eprintln!("skipping kernel differential test: cannot create maps");
+        return None;
+    };
+    Some((ncpu, k, create(MapSpec::new(t, key, value, max).cpus(ncpu)).unwrap()))
+}
+
 /// A devmap value: ifindex 1 (loopback, always present) or 0, no program.
 fn devmap_val(rng: &mut Rng) -> [u8; 8] {
     let mut v = [0u8; 8];
@@ -362,12 +356,14 @@ fn devmap_val(rng: &mut Rng) -> [u8; 8] {
     v
 }
 
-#[test]
-fn devmap_matches_kernel() {
-    let Some((k, m)) = pair(MapType::Devmap, 4, 8, 6, 0) else { return };
-    let mut rng = Rng(0xde7);
-    for step in 0..2000 {
-        let key = (rng.below(8) as u32).to_ne_bytes();
+/// Random commands on a devmap or devmap_hash; `key_of` draws the keys.
+/// The devmap_hash has the kernel's bucket function and insertion order, so
+/// `get_next_key` must agree exactly for both.
+fn devmap_matches_kernel_as(t: MapType, seed: u64, steps: u32, key_of: fn(&mut Rng) -> u32) {
+    let Some((k, m)) = pair(t, 4, 8, 6, 0) else { return };
+    let mut rng = Rng(seed);
+    for step in 0..steps {
+        let key = key_of(&mut rng).to_ne_bytes();
         let flags = FLAGS[rng.below(6) as usize];
         let val = devmap_val(&mut rng);
         match rng.below(5) {
@@ -381,42 +377,22 @@ fn devmap_matches_kernel() {
         }
     }
     assert_eq!(contents(&*m), k.contents());
+}
+
+#[test]
+fn devmap_matches_kernel() {
+    devmap_matches_kernel_as(MapType::Devmap, 0xde7, 2000, |rng| rng.below(8) as u32);
 }
 
 #[test]
 fn devmap_hash_matches_kernel_including_order() {
-    let Some((k, m)) = pair(MapType::DevmapHash, 4, 8, 6, 0) else { return };
-    let mut rng = Rng(0xde77);
-    for step in 0..3000 {
-        let key = (rng.below(20) as u32 * 3).to_ne_bytes();
-        let flags = FLAGS[rng.below(6) as usize];
-        let val = devmap_val(&mut rng);
-        match rng.below(5) {
-            0 | 1 => assert_eq!(ours(m.update_user(&key, &val, flags)), k.update(&key, &val, flags), "step {step}"),
-            2 => assert_eq!(ours(m.lookup_user(&key, 0)), k.lookup(&key, 0), "step {step}"),
-            3 => assert_eq!(ours(m.delete_user(&key)), k.delete(&key), "step {step}"),
-            _ => {
-                // Same bucket function and insertion order as the kernel.
-                let from = (rng.below(2) == 0).then_some(&key[..]);
-                assert_eq!(ours(m.get_next_key(from)), k.next_key(from), "step {step}");
-            }
-        }
-    }
-    assert_eq!(contents(&*m), k.contents());
+    devmap_matches_kernel_as(MapType::DevmapHash, 0xde77, 3000, |rng| rng.below(20) as u32 * 3);
 }
 
 #[test]
 fn cpumap_matches_kernel() {
-    let Some(ncpu) = possible_cpus() else {
-        eprintln!("skipping: cannot read /sys/devices/system/cpu/possible");
-        return;
-    };
+    let Some((ncpu, k, m)) = percpu_pair(MapType::Cpumap, 4, 8, |ncpu| ncpu + 2) else { return };
     let max = ncpu + 2;
-    let Created::Map(k) = KMap::create(MapType::Cpumap, 4, 8, max, 0) else {
-        eprintln!("skipping kernel differential test: cannot create maps");
-        return;
-    };
-    let m = create(MapSpec::new(MapType::Cpumap, 4, 8, max).cpus(ncpu)).unwrap();
     let mut rng = Rng(0xc9);
     for step in 0..300 {
         let key = (rng.below(max as u64 + 1) as u32).to_ne_bytes();
@@ -434,16 +410,8 @@ fn cpumap_matches_kernel() {
 
 #[test]
 fn percpu_hash_matches_kernel() {
-    let Some(ncpu) = possible_cpus() else {
-        eprintln!("skipping: cannot read /sys/devices/system/cpu/possible");
-        return;
-    };
-    let Created::Map(mut k) = KMap::create(MapType::PercpuHash, 4, 4, 8, 0) else {
-        eprintln!("skipping kernel differential test: cannot create maps");
-        return;
-    };
+    let Some((ncpu, mut k, m)) = percpu_pair(MapType::PercpuHash, 4, 4, |_| 8) else { return };
     k.value_size = 8 * ncpu as usize;
-    let m = create(MapSpec::new(MapType::PercpuHash, 4, 4, 8).cpus(ncpu)).unwrap();
     let mut rng = Rng(0x9c);
     for step in 0..2000 {
         let key = (rng.below(12) as u32).to_ne_bytes();

@@ -8,20 +8,12 @@ use std::time::{Duration, Instant};
 
 use uxdp_maps::{create, Map, MapError, MapSpec, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 
+mod common;
+use common::Rng;
+
 const THREADS: u32 = 8;
 const KEYS: u32 = 300;
 const RUN: Duration = Duration::from_millis(500);
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Value of `key`: the key repeated, then a generation counter; a reader
 /// can tell a value that belongs to another key or is half-written.
