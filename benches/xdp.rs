@@ -50,9 +50,14 @@ fn main() {
         println!("kernel column skipped: {why}");
     }
     println!("load average: {}; repeat {REPEAT}, best of {ROUNDS}", load_avg());
-    println!("{:<58} {:>5} {:>10} {:>12} {:>8}", "program", "pkt", "kernel ns", "uxdp interp", "ratio");
+    println!(
+        "{:<58} {:>5} {:>10} {:>12} {:>9} {:>11} {:>10}",
+        "program", "pkt", "kernel ns", "uxdp interp", "uxdp JIT", "JIT/kernel", "JIT/interp"
+    );
     let pkts = packets();
     let opts = ObjectOptions { zero_max_entries: Some(64), ..Default::default() };
+    let interp_opts = ObjectOptions { interpreter: true, ..opts.clone() };
+    let mut interp_ratios = Vec::new();
     let kopts = uxdp_kernel::ObjectOptions { zero_max_entries: Some(64), ..Default::default() };
     let mut ratios = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -76,13 +81,18 @@ fn main() {
                 continue;
             }
             let Ok(loaded) = LoadedObject::load_with(&object, &opts) else { continue };
+            let Ok(interp) = LoadedObject::load_with(&object, &interp_opts) else { continue };
             let Ok(lp) = loaded.program(Some(&def.name)) else { continue };
-            let (Ok(prog), None) = (&lp.program, lp.test_run_refusal()) else { continue };
+            let Ok(ip) = interp.program(Some(&def.name)) else { continue };
+            let (Ok(prog), Ok(iprog), None) = (&lp.program, &ip.program, lp.test_run_refusal()) else { continue };
             let kernel_loaded = kernel.as_mut().is_some_and(|k| k.reset().is_ok() && k.load_program(&def.name).is_ok());
             let mut runner = Runner::new(&loaded).unwrap();
+            let mut irunner = Runner::new(&interp).unwrap();
             for (kind, pkt) in &pkts {
-                let ours =
-                    (0..ROUNDS).filter_map(|_| runner.run_repeat(prog, pkt, None, REPEAT).ok().map(|(_, ns)| ns)).min();
+                let best = |r: &mut Runner, p: &uxdp_vm::Program| {
+                    (0..ROUNDS).filter_map(|_| r.run_repeat(p, pkt, None, REPEAT).ok().map(|(_, ns)| ns)).min()
+                };
+                let (Some(jit), Some(int)) = (best(&mut runner, prog), best(&mut irunner, iprog)) else { continue };
                 let theirs = if kernel_loaded {
                     let k = kernel.as_ref().unwrap();
                     let fd = k.program_fd(&def.name).unwrap();
@@ -90,25 +100,30 @@ fn main() {
                 } else {
                     None
                 };
-                let (Some(o), k) = (ours, theirs) else { continue };
-                let ratio = k.filter(|&k| k > 0).map(|k| o as f64 / k as f64);
+                let ratio = theirs.filter(|&k| k > 0).map(|k| jit as f64 / k as f64);
                 if let Some(r) = ratio {
                     ratios.push(r);
                 }
+                let vs_interp = jit.max(1) as f64 / int.max(1) as f64;
+                interp_ratios.push(vs_interp);
                 println!(
-                    "{label:<58} {kind:>5} {:>10} {o:>12} {:>8}",
-                    k.map_or("-".into(), |k| k.to_string()),
+                    "{label:<58} {kind:>5} {:>10} {int:>12} {jit:>9} {:>11} {vs_interp:>10.2}",
+                    theirs.map_or("-".into(), |k| k.to_string()),
                     ratio.map_or("-".into(), |r| format!("{r:.2}"))
                 );
             }
         }
+    }
+    if !interp_ratios.is_empty() {
+        let geo = (interp_ratios.iter().map(|r| r.ln()).sum::<f64>() / interp_ratios.len() as f64).exp();
+        println!("uxdp JIT / uxdp interpreter: geometric mean {geo:.2}");
     }
     if !ratios.is_empty() {
         let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
         let max = ratios.iter().cloned().fold(0.0, f64::max);
         let min = ratios.iter().cloned().fold(f64::MAX, f64::min);
         println!(
-            "uxdp interpreter / kernel over {} program-packet pairs: geometric mean {geo:.2}, best {min:.2}, worst {max:.2}",
+            "uxdp JIT / kernel over {} program-packet pairs: geometric mean {geo:.2}, best {min:.2}, worst {max:.2}",
             ratios.len()
         );
     }

@@ -1,4 +1,5 @@
-//! Issue 3's differential suite: every XDP program of the corpus that the
+//! Issue 3's differential suite (run on the JIT, uxdp's default engine;
+//! `tests/xdp_replay.rs` covers the interpreter): every XDP program of the corpus that the
 //! running kernel accepts, over every packet of every corpus capture plus
 //! crafted edge cases, in the kernel (`BPF_PROG_TEST_RUN`) and in uxdp —
 //! return code and output bytes per packet, then the maps. Prints
@@ -122,6 +123,11 @@ fn every_accepted_corpus_program_runs_identically_to_the_kernel() {
                     problems.push(format!("{file}:{name}: the kernel accepts it, uxdp does not: {e}"));
                 }
                 continue;
+            }
+            if uxdp_jit::available() {
+                if let Some(e) = &prog.jit_error {
+                    problems.push(format!("{file}:{name}: not JIT-compiled: {e}"));
+                }
             }
             programs += 1;
             let mut runner = Runner::new(&loaded).unwrap();

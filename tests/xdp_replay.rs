@@ -31,7 +31,9 @@ fn manifest() -> Vec<serde_json::Value> {
 /// Replays `pcap` through program `name` of `obj` on fresh maps.
 fn replay(obj: &uxdp_object::Object, name: &str, pkts: &[Vec<u8>]) -> Result<String, String> {
     // samples/bpf's loaders size their per-CPU counter arrays at run time.
-    let opts = ObjectOptions { zero_max_entries: Some(64), ..Default::default() };
+    // The interpreter here; the live-kernel suite (xdp_kernel_corpus) runs
+    // the JIT, so both engines meet the kernel.
+    let opts = ObjectOptions { zero_max_entries: Some(64), interpreter: true, ..Default::default() };
     let loaded = LoadedObject::load_with(obj, &opts).map_err(|e| e.to_string())?;
     let prog = loaded.program(Some(name)).map_err(|e| e.to_string())?;
     let mut runner = Runner::new(&loaded).map_err(|e| e.to_string())?;

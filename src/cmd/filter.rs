@@ -20,11 +20,11 @@ const SNAPLEN: u32 = 262144;
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// The classic program converted to eBPF as the kernel does
-    /// (socket-filter semantics), on uxdp's interpreter.
+    /// (socket-filter semantics), on uxdp's JIT (or interpreter).
     Uxdp,
     /// The XDP form of the program (direct packet access, bounds checks)
-    /// on uxdp's interpreter: `len` is the captured length and packets
-    /// longer than 65535 bytes never match.
+    /// on uxdp's JIT (or interpreter): `len` is the captured length and
+    /// packets longer than 65535 bytes never match.
     Xdp,
     /// libpcap's own interpreter (`pcap_offline_filter`), for reference.
     Libpcap,
@@ -63,6 +63,9 @@ pub struct Args {
     /// compiling an expression.
     #[arg(long, value_name = "FILE")]
     ddd: Option<PathBuf>,
+    /// Run uxdp's engines on the interpreter instead of the x86-64 JIT.
+    #[arg(long)]
+    interpreter: bool,
     /// Engine that runs the filter.
     #[arg(long, value_enum, default_value = "uxdp")]
     engine: Engine,
@@ -97,10 +100,23 @@ enum Runner {
 }
 
 impl Runner {
-    fn new(prog: &[SockFilter], engine: Engine) -> Result<Runner> {
+    fn new(prog: &[SockFilter], engine: Engine, interpreter: bool) -> Result<Runner> {
+        let jit = !interpreter && uxdp_jit::available();
         Ok(match engine {
-            Engine::Uxdp => Runner::Uxdp(Filter::new(prog)?),
-            Engine::Xdp => Runner::Xdp(XdpFilter::new(prog, 1, 0)?),
+            Engine::Uxdp => {
+                let f = Filter::new(prog)?;
+                if jit {
+                    uxdp_jit::attach(f.program())?;
+                }
+                Runner::Uxdp(f)
+            }
+            Engine::Xdp => {
+                let f = XdpFilter::new(prog, 1, 0)?;
+                if jit {
+                    uxdp_jit::attach(f.program())?;
+                }
+                Runner::Xdp(f)
+            }
             Engine::Libpcap => Runner::Libpcap(OfflineFilter::new(prog)?),
         })
     }
@@ -156,7 +172,7 @@ pub fn run(a: Args) -> Result<()> {
             (None, Some(e)) => compile(e, lt, SNAPLEN)?,
             (None, None) => bail!("give a filter expression or --ddd FILE"),
         };
-        Runner::new(&prog, a.engine)
+        Runner::new(&prog, a.engine, a.interpreter)
     };
     if packets.is_empty() {
         load(a.linktype.unwrap_or(LinkType::ETHERNET))?;

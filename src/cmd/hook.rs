@@ -25,7 +25,7 @@ pub fn build(args: &[ProgArg], load: &LoadArgs, given_order: bool) -> Result<Bui
     let mut objects = Vec::new();
     for arg in args {
         let prog = match &arg.filter {
-            Some(rule) => filter_program(rule)?,
+            Some(rule) => filter_program(rule, load.interpreter)?,
             None => {
                 let file = ObjectFile::open(&arg.object)?;
                 let names = file.select(arg.program.as_deref())?;
@@ -52,12 +52,15 @@ pub fn build(args: &[ProgArg], load: &LoadArgs, given_order: bool) -> Result<Bui
 
 /// A classic filter as a chain program: the libpcap expression compiled for
 /// Ethernet, converted to an XDP program that returns the rule's verdicts.
-fn filter_program(rule: &FilterRule) -> Result<Arc<ChainProgram>> {
+fn filter_program(rule: &FilterRule, interpreter: bool) -> Result<Arc<ChainProgram>> {
     let classic = uxdp_cbpf::libpcap::compile(&rule.expr, uxdp_cbpf::LinkType::ETHERNET, 262_144)
         .with_context(|| format!("filter '{}'", rule.expr))?;
     let (on_match, on_nomatch) = rule.verdicts();
     let insns = uxdp_cbpf::to_xdp(&classic, on_match, on_nomatch).with_context(|| format!("filter '{}'", rule.expr))?;
     let program = Program::load(&insns, &LoadOptions::new(Arc::new(Helpers::new())))?;
+    if !interpreter && uxdp_jit::available() {
+        uxdp_jit::attach(&program)?;
+    }
     let name = format!("{}", ProgArg { object: Default::default(), program: None, filter: Some(rule.clone()) });
     Ok(ChainProgram::new(
         name,

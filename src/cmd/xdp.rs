@@ -137,12 +137,19 @@ pub struct LoadArgs {
     /// Size every map declared with `max_entries` 0 with N entries.
     #[arg(long, value_name = "N")]
     zero_max_entries: Option<u32>,
+    /// Run on the interpreter instead of the x86-64 JIT.
+    #[arg(long)]
+    pub interpreter: bool,
 }
 
 impl LoadArgs {
     /// The loader options.
     pub fn options(&self) -> Result<ObjectOptions> {
-        let mut o = ObjectOptions { zero_max_entries: self.zero_max_entries, ..ObjectOptions::default() };
+        let mut o = ObjectOptions {
+            zero_max_entries: self.zero_max_entries,
+            interpreter: self.interpreter,
+            ..ObjectOptions::default()
+        };
         for m in &self.max_entries {
             let (name, n) = m.split_once('=').with_context(|| format!("--max-entries {m:?}: expected NAME=N"))?;
             let n = n.parse().with_context(|| format!("--max-entries {m:?}: N is not a number"))?;

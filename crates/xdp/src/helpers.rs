@@ -15,11 +15,33 @@ fn fault(m: &Machine<'_>, helper: &'static str, msg: impl Into<String>) -> VmErr
     VmError::Helper { pc: m.pc(), helper, msg: msg.into() }
 }
 
-/// Resolves a map handle argument.
+/// Resolves a map handle argument to a shared reference (for helpers that
+/// need the map beyond a borrow of the machine).
 fn map_arg(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<std::sync::Arc<dyn Map>, VmError> {
     let pc = m.pc();
+    env(m)?.maps.get(handle).cloned().ok_or_else(|| VmError::Helper {
+        pc,
+        helper,
+        msg: format!("{handle:#x} is not a map"),
+    })
+}
+
+/// Resolves a map handle argument without touching its reference count
+/// (the hot path of the map helpers).
+#[inline]
+fn map_ref<'t>(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<&'t dyn Map, VmError> {
+    let pc = m.pc();
     let e = env(m)?;
-    e.maps.get(handle).cloned().ok_or_else(|| VmError::Helper { pc, helper, msg: format!("{handle:#x} is not a map") })
+    let map: &dyn Map = &**e.maps.get(handle).ok_or_else(|| VmError::Helper {
+        pc,
+        helper,
+        msg: format!("{handle:#x} is not a map"),
+    })?;
+    // SAFETY: the map lives in the run's `MapTable`, which the environment
+    // holds through an `Arc` for the whole run; helpers never replace it
+    // (`Runner::use_tables` only runs between programs), so the reference
+    // outlives this helper call, which is all `'t` is used for.
+    Ok(unsafe { &*(map as *const dyn Map) })
 }
 
 /// Borrows `len` bytes of program memory at `addr` (no copy).
@@ -39,7 +61,7 @@ fn read_mem(m: &Machine<'_>, helper: &'static str, addr: u64, len: usize) -> Res
 }
 
 fn map_lookup_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_arg(m, "map_lookup_elem", a[0])?;
+    let map = map_ref(m, "map_lookup_elem", a[0])?;
     let cpu = env(m)?.cpu;
     let key = mem(m, "map_lookup_elem", a[1], map.spec().key_size as usize)?;
     // Map-in-map lookups yield the inner map's handle (a MapTable handle).
@@ -47,7 +69,7 @@ fn map_lookup_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 }
 
 fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_arg(m, "map_update_elem", a[0])?;
+    let map = map_ref(m, "map_update_elem", a[0])?;
     let cpu = env(m)?.cpu;
     let key = mem(m, "map_update_elem", a[1], map.spec().key_size as usize)?;
     let value = mem(m, "map_update_elem", a[2], map.spec().value_size as usize)?;
@@ -58,7 +80,7 @@ fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 }
 
 fn map_delete_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_arg(m, "map_delete_elem", a[0])?;
+    let map = map_ref(m, "map_delete_elem", a[0])?;
     let key = mem(m, "map_delete_elem", a[1], map.spec().key_size as usize)?;
     Ok(match map.delete(key) {
         Ok(()) => 0,

@@ -28,6 +28,9 @@ pub struct ObjectOptions {
     /// this machine can run in parallel). Each [`crate::Runner`] runs as one
     /// of these CPUs.
     pub nr_cpus: Option<u32>,
+    /// Run the programs on the interpreter even where the JIT is available
+    /// (the JIT is the default on x86-64 Linux).
+    pub interpreter: bool,
 }
 
 impl ObjectOptions {
@@ -49,6 +52,9 @@ pub struct LoadedProgram {
     pub program: Result<Arc<Program>, String>,
     /// The definition it came from.
     pub def: ProgramDef,
+    /// Why the program runs on the interpreter although the JIT was asked
+    /// for (`None` when it is JIT-compiled or the interpreter was chosen).
+    pub jit_error: Option<String>,
 }
 
 impl LoadedProgram {
@@ -164,6 +170,10 @@ impl LoadedObject {
         let mut prog_table = ProgTable::default();
         for def in &obj.programs {
             let program = load_program(def, &table, &helpers, &regions).map(Arc::new);
+            let jit_error = match &program {
+                Ok(p) if !opts.interpreter && uxdp_jit::available() => uxdp_jit::attach(p).err().map(|e| e.to_string()),
+                _ => None,
+            };
             prog_table.progs.push(program.as_ref().ok().cloned());
             programs.push(LoadedProgram {
                 name: def.name.clone(),
@@ -171,6 +181,7 @@ impl LoadedObject {
                 is_xdp: def.runs_as_xdp(),
                 program,
                 def: def.clone(),
+                jit_error,
             });
         }
         // prog arrays: `values` initialisers name entry programs
