@@ -18,7 +18,8 @@
 //! * uxdp interpreter: the kernel-style conversion (`uxdp_cbpf::Filter`,
 //!   socket-filter semantics, context built per packet).
 //! * uxdp interpreter, XDP form: `uxdp_cbpf::XdpFilter`.
-//! * uxdp JIT: not built yet (column kept for the lead to wire).
+//! * uxdp JIT / uxdp JIT, XDP form: the same two programs on uxdp's x86-64
+//!   JIT (`uxdp_jit`).
 //!
 //! Each in-process figure is the best of `ROUNDS` rounds of `ITERS` runs,
 //! each kernel figure the best of `KERNEL_ROUNDS` test runs of `KERNEL_REPEAT`
@@ -146,6 +147,7 @@ fn main() {
         "uxdp interpreter",
         "uxdp interpreter, XDP form",
         "uxdp JIT",
+        "uxdp JIT, XDP form",
     ];
     let mut table: Vec<Vec<Cell>> = (0..names.len()).map(|_| Vec::new()).collect();
     let mut sizes = Vec::new();
@@ -176,7 +178,20 @@ fn main() {
         });
         table[3].push(Cell::Ns(best_ns(|| filter.run(&mut stack, black_box(&pkt)).expect("run"))));
         table[4].push(Cell::Ns(best_ns(|| xdp.run(&mut stack, black_box(&xdp_buf)).expect("run"))));
-        table[5].push(Cell::Na("n/a (JIT not built yet)".into()));
+        let jit_filter = Filter::new(&prog).expect("uxdp converts");
+        let jit_xdp = XdpFilter::new(&prog, 2, 1).expect("uxdp converts to XDP");
+        match uxdp_jit::attach(jit_filter.program()).and_then(|()| uxdp_jit::attach(jit_xdp.program())) {
+            Ok(()) => {
+                assert_eq!(jit_filter.run(&mut stack, &pkt).expect("run"), want);
+                assert_eq!(jit_xdp.run(&mut stack, &xdp_buf).expect("run"), 2);
+                table[5].push(Cell::Ns(best_ns(|| jit_filter.run(&mut stack, black_box(&pkt)).expect("run"))));
+                table[6].push(Cell::Ns(best_ns(|| jit_xdp.run(&mut stack, black_box(&xdp_buf)).expect("run"))));
+            }
+            Err(e) => {
+                table[5].push(Cell::Na(format!("n/a: {e}")));
+                table[6].push(Cell::Na(format!("n/a: {e}")));
+            }
+        }
     }
     println!("Classic BPF, ns per packet, one cache-hot {}-byte packet (smaller is better)", pkt.len());
     for s in &sizes {
@@ -219,7 +234,9 @@ fn main() {
     };
     println!();
     println!("ratios (< 1: uxdp faster) | {} | {} |", FILTERS[0].0, FILTERS[1].0);
-    for (uname, u) in [("uxdp interpreter", 3), ("uxdp interpreter, XDP form", 4), ("uxdp JIT", 5)] {
+    for (uname, u) in
+        [("uxdp interpreter", 3), ("uxdp interpreter, XDP form", 4), ("uxdp JIT", 5), ("uxdp JIT, XDP form", 6)]
+    {
         for (bname, b) in [("libpcap", 0), ("kernel socket filter", 1), ("kernel XDP form", 2)] {
             println!(
                 "{uname} / {bname} | {} | {} |",
