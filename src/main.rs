@@ -32,6 +32,9 @@ enum Command {
     Prog(cmd::prog::Cmd),
     /// Replay a capture through XDP programs; per-program summaries comparable with the kernel's.
     Replay(cmd::replay::Args),
+    /// Verify the programs of an object like the kernel's verifier:
+    /// `PROG <name> OK` or `PROG <name> REJECTED <insn>: <reason>`.
+    Verify(cmd::verify::Args),
     /// Maps of clang-compiled objects: `uxdp map dump`.
     #[command(subcommand)]
     Map(cmd::map::Cmd),
@@ -53,6 +56,7 @@ fn main() {
         Command::Prog(c) => cmd::prog::run(c),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Map(c) => cmd::map::run(c),
+        Command::Verify(a) => cmd::verify::run(a),
         Command::Filter(a) => cmd::filter::run(a),
     };
     if let Err(e) = result {

@@ -252,3 +252,39 @@ fn several_programs_run_as_one_chain_in_priority_order() {
     assert!(!ok);
     assert!(err.contains("several XDP programs"), "{err}");
 }
+
+#[test]
+fn verify_prints_one_line_per_program_with_the_kernels_verdict() {
+    // All xdp-tools programs are accepted (the kernel loads them all).
+    let (ok, out, err) = uxdp(&["verify", &corpus("objects/xdp-tools-1.3.1/xdpfilt_alw_all.o")]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "PROG xdpfilt_alw_all OK");
+    // A kernel verifier selftest object: the verdict per program equals the
+    // kernel's (manifest `perprog`), rejections name the instruction and rule.
+    let obj = "objects/linux-6.12/linux-selftests__verifier_xdp_direct_packet_access.o";
+    let (ok, out, _) = uxdp(&["verify", &corpus(obj)]);
+    assert!(!ok, "rejections make the exit code non-zero");
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(corpus("manifest-linux-6.12.json")).unwrap()).unwrap();
+    let entry = manifest.iter().find(|e| e["object"] == obj).unwrap();
+    let mut compared = 0;
+    for line in out.lines() {
+        let mut w = line.split_whitespace();
+        assert_eq!(w.next(), Some("PROG"), "{line}");
+        let name = w.next().unwrap();
+        let verdict = w.next().unwrap();
+        let kernel = entry["perprog"][name].as_str().unwrap();
+        assert_eq!(verdict == "OK", kernel == "OK", "{line} (kernel: {kernel})");
+        if verdict == "REJECTED" {
+            let pc = w.next().unwrap();
+            assert!(pc.trim_end_matches(':').parse::<usize>().is_ok(), "{line}");
+            assert!(line.ends_with(']'), "rule named: {line}");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 10, "{out}");
+    // A tc program is reported as a type uxdp does not run.
+    let (ok, out, _) = uxdp(&["verify", &corpus(META)]);
+    assert!(ok);
+    assert!(out.contains("PROG _xdp_mark OK") && out.contains("PROG _tc_mark UNSUPPORTED sched_cls"), "{out}");
+}

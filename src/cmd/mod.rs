@@ -9,6 +9,7 @@ pub mod map;
 pub mod plugin;
 pub mod prog;
 pub mod replay;
+pub mod verify;
 pub mod xdp;
 
 use anyhow::{bail, Context, Result};
