@@ -10,6 +10,14 @@ use uxdp_vm::{HelperFn, Machine, Region, VmError};
 /// stack, context and packet for XDP); the others, and the shared (map
 /// value) regions, are checked by [`slow_check`].
 pub(crate) const INLINE_REGIONS: usize = 3;
+// `Ctx::new` fills exactly these slots.
+const _: () = assert!(INLINE_REGIONS == 3);
+
+/// Slot of the one-entry cache of shared (map-value) regions: the last
+/// shared region [`slow_check`] allowed an access in, checked inline after
+/// the per-run slots. Shared regions do not change during a native run (a
+/// tail call runs in its own context block), so it is never stale.
+pub(crate) const CACHE_SLOT: usize = INLINE_REGIONS;
 
 /// Status codes left in [`Ctx::status`] when the code leaves through the
 /// error exit.
@@ -56,9 +64,12 @@ impl InlineRegion {
 /// The block generated code addresses through `r12`.
 #[repr(C)]
 pub(crate) struct Ctx {
-    pub regions: [InlineRegion; INLINE_REGIONS],
+    /// Per-run slots `0..INLINE_REGIONS`, then the shared-region cache.
+    pub regions: [InlineRegion; INLINE_REGIONS + 1],
     pub budget: u64,
     pub depth: u64,
+    /// [`Machine::cpu`], for inlined per-CPU array lookups.
+    pub cpu: u64,
     pub pc: u64,
     pub status: u64,
     /// Helper function pointer, `callx` id, or `ldind` register value.
@@ -82,6 +93,7 @@ macro_rules! off {
 }
 pub(crate) const C_BUDGET: i32 = off!(budget);
 pub(crate) const C_DEPTH: i32 = off!(depth);
+pub(crate) const C_CPU: i32 = off!(cpu);
 pub(crate) const C_PC: i32 = off!(pc);
 pub(crate) const C_STATUS: i32 = off!(status);
 pub(crate) const C_ARG: i32 = off!(arg);
@@ -110,11 +122,17 @@ pub(crate) const fn region_lim(slot: usize, size: u32, write: bool) -> i32 {
 }
 
 impl Ctx {
-    pub(crate) fn new(m: *mut Machine<'static>, budget: u64, depth: usize) -> Ctx {
+    /// The context block of a native run on `m` at call depth `depth`, its
+    /// region table filled from `m` (built in place: no zeroing first).
+    #[inline]
+    pub(crate) fn new(m: &mut Machine<'_>, depth: usize) -> Ctx {
+        let d = m.mem.dynamic();
+        let slot = |i: usize| d.get(i).map(InlineRegion::of).unwrap_or_default();
         Ctx {
-            regions: [InlineRegion::default(); INLINE_REGIONS],
-            budget,
+            regions: [slot(0), slot(1), slot(2), InlineRegion::default()],
+            budget: m.budget,
             depth: depth as u64,
+            cpu: m.cpu as u64,
             pc: 0,
             status: ST_OK,
             arg: 0,
@@ -123,7 +141,7 @@ impl Ctx {
             saved_rsp: 0,
             r0: 0,
             tail_regs: [0; 11],
-            machine: m,
+            machine: (m as *mut Machine<'_>).cast::<Machine<'static>>(),
             error: None,
             panic: None,
         }
@@ -133,7 +151,7 @@ impl Ctx {
     #[inline]
     pub(crate) fn refresh(&mut self, m: &Machine<'_>) {
         let d = m.mem.dynamic();
-        for (i, slot) in self.regions.iter_mut().enumerate() {
+        for (i, slot) in self.regions[..INLINE_REGIONS].iter_mut().enumerate() {
             *slot = d.get(i).map(InlineRegion::of).unwrap_or_default();
         }
     }
@@ -151,7 +169,13 @@ impl Ctx {
     }
 
     /// Calls helper `f` with the budget bookkeeping the interpreter does.
-    fn call_helper(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
+    /// Inlined into the trampolines so that the arguments are stored once,
+    /// where `f` reads them (a copy reloading them with wider loads stalls
+    /// on store forwarding).
+    /// `REFRESH` reloads the region table afterwards (false only for
+    /// helpers known not to change the per-run regions).
+    #[inline(always)]
+    fn call_helper<const REFRESH: bool>(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
         let pc = self.pc as usize;
         self.budget -= 1;
         if self.budget == 0 {
@@ -166,9 +190,11 @@ impl Ctx {
         let m = self.machine();
         let tail = m.tail_call_pending();
         self.budget = m.budget;
-        // SAFETY: as in `machine`; `refresh` only reads.
-        let m: &Machine<'_> = unsafe { &*self.machine };
-        self.refresh(m);
+        if REFRESH {
+            // SAFETY: as in `machine`; `refresh` only reads.
+            let m: &Machine<'_> = unsafe { &*self.machine };
+            self.refresh(m);
+        }
         match r {
             Ok(Ok(v)) => {
                 if tail {
@@ -193,7 +219,17 @@ pub(crate) extern "sysv64" fn helper_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: 
     let ctx = unsafe { &mut *ctx };
     // SAFETY: the code generator stored a `HelperFn` taken from the program.
     let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
-    ctx.call_helper(f, [a1, a2, a3, a4, a5])
+    ctx.call_helper::<true>(f, [a1, a2, a3, a4, a5])
+}
+
+/// [`helper_tramp`] for helpers that never change the per-run regions
+/// ([`crate::JitOptions::keeps_regions`]): no region-table reload.
+pub(crate) extern "sysv64" fn helper_tramp_keep(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
+    // SAFETY: generated code passes its own context block.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: the code generator stored a `HelperFn` taken from the program.
+    let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
+    ctx.call_helper::<false>(f, [a1, a2, a3, a4, a5])
 }
 
 /// `callx`: the helper id is in `ctx.arg`.
@@ -204,7 +240,7 @@ pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u
     let pc = ctx.pc as usize;
     let h = ctx.machine().program().helpers().get(id);
     match h {
-        Some(h) => ctx.call_helper(h.func, [a1, a2, a3, a4, a5]),
+        Some(h) => ctx.call_helper::<true>(h.func, [a1, a2, a3, a4, a5]),
         None => ctx.fail(VmError::BadCallx { pc, id }),
     }
 }
@@ -285,7 +321,13 @@ pub(crate) extern "sysv64" fn slow_check(ctx: *mut Ctx, addr: u64, info: u64) ->
     let ctx = unsafe { &mut *ctx };
     let size = info & 0xf;
     let write = (info >> 4) & 1 != 0;
-    if ctx.machine().mem.check(addr, size, write).is_some() {
+    let mem = &ctx.machine().mem;
+    let shared = mem.shared_region(addr, size, write);
+    let allowed = shared.is_some() || mem.check(addr, size, write).is_some();
+    if let Some(r) = shared {
+        ctx.regions[CACHE_SLOT] = InlineRegion::of(&r);
+    }
+    if allowed {
         1
     } else {
         ctx.fail(VmError::Memory { pc: (info >> 8) as usize, addr, len: size as usize, write })

@@ -14,10 +14,10 @@
 //! 5 (r6-r10) plus its return address.
 
 use crate::runtime::*;
-use crate::JitError;
+use crate::{ArrayLookup, ArrayResolver, JitError, JitOptions};
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
-use uxdp_vm::{Program, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
+use uxdp_vm::{Program, Region, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
 
 /// x86 register of each eBPF register.
 const REG: [u8; 11] = [0, 6, 2, 1, 8, 9, 3, 13, 14, 15, 5];
@@ -74,7 +74,18 @@ struct Gen<'p> {
     /// which validation lets through): then r10 is not a trusted frame
     /// pointer and stack accesses are checked like any other.
     r10_trusted: bool,
+    /// Per slot: the array whose lookup the call there inlines.
+    lookups: Vec<Option<ArrayLookup>>,
+    /// [`JitOptions::keeps_regions`].
+    keeps_regions: Option<&'p dyn Fn(u32) -> bool>,
+    /// The program's shared (map-value) regions, checked with constants
+    /// after the per-run slots when there are few of them (`None`: use the
+    /// cache slot instead).
+    shared: Option<Vec<Region>>,
 }
+
+/// Most shared regions checked with constants at each access.
+const MAX_CONST_SHARED: usize = 6;
 
 /// Where a checked (or proven) access goes: `[base + disp]`.
 struct Mem {
@@ -112,22 +123,40 @@ impl Gen<'_> {
         let slow = self.label();
         dynasm!(self.a ; .arch x64 ; lea r11, [Rq(b) + off]);
         // XDP puts the packet in slot 2 and the context in slot 1; stack
-        // accesses through r10 mostly never get here.
-        for (i, slot) in [2usize, 1, 0].into_iter().enumerate() {
+        // accesses through r10 mostly never get here; map values hit the
+        // cache of the last shared region.
+        // When the program has few shared regions they are compared with
+        // constants; otherwise the cache slot holds the last one used.
+        let consts: Vec<(u64, u64)> = match &self.shared {
+            Some(v) => v
+                .iter()
+                .filter(|r| r.writable || !write)
+                .filter_map(|r| Some((r.start, r.len.checked_sub(size as u64 - 1)?)))
+                .filter(|&(_, lim)| lim > 0)
+                .collect(),
+            None => Vec::new(),
+        };
+        let slots: &[usize] = if self.shared.is_some() { &[2, 1, 0] } else { &[2, 1, 0, CACHE_SLOT] };
+        for &slot in slots {
             let (s, l) = (region_start(slot), region_lim(slot, size, write));
             dynasm!(self.a
                 ; .arch x64
                 ; mov r10, r11
                 ; sub r10, [r12 + s]
                 ; cmp r10, [r12 + l]
+                ; jb =>ok
             );
-            if i < INLINE_REGIONS - 1 {
-                dynasm!(self.a ; .arch x64 ; jb =>ok);
-            } else {
-                dynasm!(self.a ; .arch x64 ; jae =>slow);
-            }
         }
-        dynasm!(self.a ; .arch x64 ; =>ok);
+        for (start, lim) in consts {
+            dynasm!(self.a
+                ; .arch x64
+                ; mov r10, QWORD start.wrapping_neg() as i64
+                ; add r10, r11
+                ; cmp r10, lim as i32
+                ; jb =>ok
+            );
+        }
+        dynasm!(self.a ; .arch x64 ; jmp =>slow ; =>ok);
         let info = (pc as u64) << 8 | (write as u64) << 4 | size as u64;
         self.deferred.push(Deferred::MemSlow { at: slow, ok, info });
         Mem { base: 11, disp: 0 }
@@ -532,12 +561,17 @@ impl Gen<'_> {
                     pc,
                     what: format!("call of helper index {imm}, which the program does not reference"),
                 })?;
+                let tramp = self.helper_tramp(h.id);
+                if let Some(l) = self.lookups[pc] {
+                    self.array_lookup(pc, h.func as usize, tramp, l);
+                    return Ok(());
+                }
                 a!(
                     mov rax, QWORD h.func as usize as i64
                     ; mov [r12 + C_ARG], rax
                     ; mov QWORD [r12 + C_PC], pc as i32
                 );
-                self.helper_call(helper_tramp as *const () as usize);
+                self.helper_call(tramp);
             }
             0x8d => {
                 a!(mov [r12 + C_ARG], Rq(d) ; mov QWORD [r12 + C_PC], pc as i32);
@@ -564,6 +598,65 @@ impl Gen<'_> {
             c => return Err(JitError::Unsupported { pc, what: format!("opcode {c:#04x}") }),
         }
         Ok(())
+    }
+
+    /// `bpf_map_lookup_elem` on a known array: reads a key on the stack
+    /// inline (any other key goes through the helper, which checks it and
+    /// faults exactly as usual), charges the budget as a helper call does,
+    /// and computes the value pointer or NULL. Only r0 changes.
+    fn array_lookup(&mut self, pc: usize, func: usize, tramp: usize, l: ArrayLookup) {
+        let (slow, done, null) = (self.label(), self.label(), self.label());
+        let budget = self.fail(pc, ST_BUDGET);
+        let (s, lim) = (region_start(0), region_lim(0, 4, false));
+        dynasm!(self.a
+            ; .arch x64
+            // The key (r2 = rdx): 4 readable bytes of the stack (slot 0).
+            ; mov r10, rdx
+            ; sub r10, [r12 + s]
+            ; cmp r10, [r12 + lim]
+            ; jae =>slow
+            ; sub QWORD [r12 + C_BUDGET], 1
+            ; jz =>budget
+            ; mov r11d, DWORD [rdx]
+            ; cmp r11d, l.max_entries as i32
+            ; jae =>null
+            ; imul r11, r11, l.elem_size as i32
+            ; mov rax, QWORD l.base as i64
+            ; add rax, r11
+        );
+        if l.cpu_stride != 0 {
+            dynasm!(self.a
+                ; .arch x64
+                ; mov r10, [r12 + C_CPU]
+                ; cmp r10, l.nr_cpus as i32
+                ; jae =>null
+                ; imul r10, r10, l.cpu_stride as i32
+                ; add rax, r10
+            );
+        }
+        dynasm!(self.a
+            ; .arch x64
+            ; jmp =>done
+            ; =>null
+            ; xor eax, eax
+            ; jmp =>done
+            ; =>slow
+            ; mov rax, QWORD func as i64
+            ; mov [r12 + C_ARG], rax
+            ; mov QWORD [r12 + C_PC], pc as i32
+        );
+        self.helper_call(tramp);
+        dynasm!(self.a ; .arch x64 ; =>done);
+    }
+
+    /// The trampoline for calls of helper `id`: without the region-table
+    /// reload when the embedder says the helper keeps the regions.
+    fn helper_tramp(&self, id: u32) -> usize {
+        if self.keeps_regions.is_some_and(|k| k(id)) {
+            helper_tramp_keep as *const () as usize
+        } else {
+            helper_tramp as *const () as usize
+        }
     }
 
     fn helper_call(&mut self, tramp: usize) {
@@ -634,8 +727,90 @@ impl Gen<'_> {
     }
 }
 
+/// Slots where execution may arrive other than by falling through from the
+/// previous slot: jump and local-call targets and function starts.
+fn join_points(prog: &Program) -> Vec<bool> {
+    let ops = prog.ops();
+    let mut join = vec![false; ops.len() + 1];
+    join[0] = true;
+    for &f in prog.functions() {
+        if let Some(j) = join.get_mut(f) {
+            *j = true;
+        }
+    }
+    for o in ops {
+        let jump = o.code == OP_CALL_LOCAL || (matches!(o.code & 7, 5 | 6) && !matches!(o.code, 0x85 | 0x8d | 0x95));
+        if jump {
+            if let Some(j) = usize::try_from(o.off).ok().and_then(|t| join.get_mut(t)) {
+                *j = true;
+            }
+        }
+    }
+    join
+}
+
+/// The value r1 certainly holds when slot `pc` executes: an `lddw r1` earlier
+/// in the same straight-line code, with nothing in between that writes r1
+/// or that control could enter by.
+fn const_r1(prog: &Program, join: &[bool], pc: usize) -> Option<u64> {
+    let ops = prog.ops();
+    let mut j = pc;
+    for _ in 0..64 {
+        if join[j] || j == 0 {
+            return None;
+        }
+        let o = ops[j - 1];
+        j -= 1;
+        let class = o.code & 7;
+        match o.code {
+            // The second slot of an `lddw`: its first slot comes next.
+            OP_NONE => continue,
+            0x18 if o.dst == 1 => return Some(o.imm as u64),
+            0x18 => continue,
+            _ => {}
+        }
+        let writes_r1 = match class {
+            // ALU, ALU64, LDX: the destination.
+            4 | 7 | 1 => o.dst == 1,
+            // Plain stores write no register; atomics may.
+            2 => false,
+            3 => o.code & 0xe0 == 0xc0,
+            // Conditional jumps write nothing; calls, exits and `ja` end
+            // the straight-line code.
+            5 | 6 => matches!(o.code, 0x05 | 0x06 | 0x85 | 0x8d | 0x95) || o.code == OP_CALL_LOCAL,
+            // Legacy packet loads and anything else: stop.
+            _ => true,
+        };
+        if writes_r1 {
+            return None;
+        }
+    }
+    None
+}
+
+/// Per slot, the array layout of the `bpf_map_lookup_elem` calls to inline.
+fn inline_lookups(prog: &Program, resolve: Option<ArrayResolver<'_>>) -> Vec<Option<ArrayLookup>> {
+    let ops = prog.ops();
+    let mut out = vec![None; ops.len()];
+    let Some(resolve) = resolve else { return out };
+    let join = join_points(prog);
+    for (pc, o) in ops.iter().enumerate() {
+        if o.code != 0x85 || prog.called_helpers().get(o.imm as usize).is_none_or(|h| h.id != 1) {
+            continue;
+        }
+        let Some(l) = const_r1(prog, &join, pc).and_then(resolve) else { continue };
+        // Immediates must fit the instruction forms used.
+        let fits = l.elem_size <= i32::MAX as u32 && l.cpu_stride <= i32::MAX as u64 && l.nr_cpus <= i32::MAX as u32;
+        if fits && l.max_entries > 0 && l.nr_cpus > 0 {
+            out[pc] = Some(l);
+        }
+    }
+    out
+}
+
 /// Compiles `prog` to machine code.
-pub(crate) fn compile(prog: &Program, proven: Option<&[bool]>) -> Result<Code, JitError> {
+pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, JitError> {
+    let proven = opts.proven;
     let n = prog.ops().len();
     if n >= (i32::MAX as usize) >> 8 {
         return Err(JitError::Unsupported { pc: 0, what: format!("a program of {n} instructions") });
@@ -692,7 +867,22 @@ pub(crate) fn compile(prog: &Program, proven: Option<&[bool]>) -> Result<Code, J
         .ops()
         .iter()
         .any(|o| matches!(o.code, 0xc3 | 0xdb) && o.src == 10 && o.imm as i32 & uxdp_isa::opcode::atomic::FETCH != 0);
-    let mut g = Gen { a, labels, error_exit, slow_stub, deferred: Vec::new(), proven, r10_trusted };
+    let lookups = inline_lookups(prog, opts.array_lookup);
+    // Regions of 2 GiB or more do not fit the compare's immediate.
+    let sh = prog.shared_regions();
+    let shared = (sh.len() <= MAX_CONST_SHARED && sh.iter().all(|r| r.len <= i32::MAX as u64)).then(|| sh.to_vec());
+    let mut g = Gen {
+        a,
+        labels,
+        error_exit,
+        slow_stub,
+        deferred: Vec::new(),
+        proven,
+        r10_trusted,
+        lookups,
+        keeps_regions: opts.keeps_regions,
+        shared,
+    };
     for pc in 0..n {
         let l = g.labels[pc];
         dynasm!(g.a ; .arch x64 ; =>l);

@@ -190,6 +190,52 @@ fn helpers_that_move_regions_are_honoured() {
 }
 
 #[test]
+fn helpers_declared_to_keep_regions_skip_only_their_own_reload() {
+    // Helper 44 moves the buffer; with every other helper declared
+    // region-keeping, the move is still seen.
+    let text = "
+        mov %r6, %r1
+        call 44
+        ldxb %r2, [%r0+31]
+        ldxb %r3, [%r6+0]
+        exit
+        ";
+    let keeps = |id: u32| id != 44;
+    let opts = JitOptions { keeps_regions: Some(&keeps), ..Default::default() };
+    let p = load_with(text, helpers(), vec![]);
+    let i = run(&p, false, None, 1000);
+    attach_with(&p, &opts).unwrap();
+    assert_eq!(run(&p, true, None, 1000), i);
+    assert!(matches!(i.0, Err(VmError::Memory { pc: 3, .. })), "{:?}", i.0);
+    // A region-keeping helper (a tail call that finds no target returns
+    // u64::MAX) is called as usual and faults the same.
+    let keeps = |id: u32| id == 12;
+    let opts = JitOptions { keeps_regions: Some(&keeps), ..Default::default() };
+    let p = load_with(
+        "call 12
+ldxb %r1, [%r1+16]
+exit",
+        helpers(),
+        vec![],
+    );
+    let i = run(&p, false, None, 1000);
+    attach_with(&p, &opts).unwrap();
+    assert_eq!(run(&p, true, None, 1000), i);
+    assert!(matches!(i.0, Err(VmError::Memory { pc: 1, .. })), "{:?}", i.0);
+    let p = load_with(
+        "call 12
+ldxb %r0, [%r1+15]
+exit",
+        helpers(),
+        vec![],
+    );
+    let i = run(&p, false, None, 1000);
+    attach_with(&p, &opts).unwrap();
+    assert_eq!(run(&p, true, None, 1000), i);
+    assert_eq!(i.0, Ok(15));
+}
+
+#[test]
 fn shared_regions_are_checked_outside_the_inline_table() {
     let map = Box::leak(Box::new([5u8; 24]));
     let ro = Box::leak(Box::new([9u8; 8]));
@@ -274,9 +320,9 @@ fn atomic_fetch_into_r10_keeps_stack_accesses_checked() {
 #[test]
 fn options_and_errors() {
     let p = load_with("mov %r0, 1\nexit", helpers(), vec![]);
-    let e = compile(&p, &JitOptions { proven: Some(&[true]) }).unwrap_err();
+    let e = compile(&p, &JitOptions { proven: Some(&[true]), ..Default::default() }).unwrap_err();
     assert!(matches!(e, JitError::ProvenLength { got: 1, want: 2 }), "{e}");
-    let jp = compile(&p, &JitOptions { proven: Some(&[false, false]) }).unwrap();
+    let jp = compile(&p, &JitOptions { proven: Some(&[false, false]), ..Default::default() }).unwrap();
     assert!(jp.code_size() > 0 && jp.insns() == 2);
     attach(&p).unwrap();
     assert!(matches!(attach(&p), Err(JitError::AlreadyAttached)));
@@ -289,7 +335,7 @@ fn proven_accesses_skip_the_check() {
     // behaves the same; only the check is gone (not observable here).
     let p = load_with("ldxb %r0, [%r1+15]\nexit", helpers(), vec![]);
     let i = run(&p, false, None, 10);
-    attach_with(&p, &JitOptions { proven: Some(&[true, false]) }).unwrap();
+    attach_with(&p, &JitOptions { proven: Some(&[true, false]), ..Default::default() }).unwrap();
     assert_eq!(run(&p, true, None, 10), i);
     assert_eq!(i.0, Ok(15));
 }

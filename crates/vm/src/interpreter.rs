@@ -79,6 +79,10 @@ pub struct Machine<'a> {
     /// Whether attached native code ([`Program::set_native`]) is used
     /// (default true); false forces the interpreter.
     pub native: bool,
+    /// The CPU number this run uses for per-CPU map values (default 0).
+    /// Native code that inlines per-CPU array lookups reads it, so an
+    /// embedder whose helpers use another CPU number must set it to that.
+    pub cpu: u32,
     prog: &'a Program,
     stack: Region,
     stack_top: u64,
@@ -103,6 +107,7 @@ impl<'a> Machine<'a> {
             legacy_packet: (0, 0),
             budget: DEFAULT_BUDGET,
             native: true,
+            cpu: 0,
             prog,
             stack: sr,
             stack_top: sr.start + sr.len,

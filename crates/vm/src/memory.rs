@@ -114,6 +114,15 @@ impl<'a> Memory<'a> {
         None
     }
 
+    /// The shared (map-value) region that allows `[addr, addr+len)` (with
+    /// writes if `write`), if one does: native code caches it to check
+    /// later accesses to the same map value inline.
+    pub fn shared_region(&self, addr: u64, len: u64, write: bool) -> Option<Region> {
+        let i = self.shared.partition_point(|r| r.start <= addr);
+        let r = *self.shared.get(i.checked_sub(1)?)?;
+        r.contains(addr, len, write).then_some(r)
+    }
+
     /// Borrows `[addr, addr+len)` as a byte slice, if readable.
     pub fn slice(&self, addr: u64, len: u64) -> Option<&[u8]> {
         if len == 0 {
@@ -166,5 +175,9 @@ mod tests {
         assert!(m.check(mp, 8, false).is_some());
         assert!(m.check(mp, 8, true).is_none(), "read-only");
         assert!(m.check(mp + 1, 8, false).is_none());
+        assert_eq!(m.shared_region(mp + 2, 4, false), Some(shared[0]));
+        assert_eq!(m.shared_region(mp + 2, 4, true), None, "read-only");
+        assert_eq!(m.shared_region(mp + 5, 4, false), None);
+        assert_eq!(m.shared_region(b, 4, false), None, "per-run regions are not shared");
     }
 }

@@ -30,8 +30,16 @@ fn map_arg(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<std
 /// (the hot path of the map helpers).
 #[inline]
 fn map_ref<'t>(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<&'t dyn Map, VmError> {
+    map_and_cpu(m, helper, handle).map(|(map, _)| map)
+}
+
+/// [`map_ref`] plus the run's CPU, with one look at the environment (its
+/// downcast is a large part of a map helper's cost).
+#[inline]
+fn map_and_cpu<'t>(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result<(&'t dyn Map, u32), VmError> {
     let pc = m.pc();
     let e = env(m)?;
+    let cpu = e.cpu;
     let map: &dyn Map = &**e.maps.get(handle).ok_or_else(|| VmError::Helper {
         pc,
         helper,
@@ -41,7 +49,7 @@ fn map_ref<'t>(m: &mut Machine<'_>, helper: &'static str, handle: u64) -> Result
     // holds through an `Arc` for the whole run; helpers never replace it
     // (`Runner::use_tables` only runs between programs), so the reference
     // outlives this helper call, which is all `'t` is used for.
-    Ok(unsafe { &*(map as *const dyn Map) })
+    Ok((unsafe { &*(map as *const dyn Map) }, cpu))
 }
 
 /// Borrows `len` bytes of program memory at `addr` (no copy).
@@ -61,16 +69,14 @@ fn read_mem(m: &Machine<'_>, helper: &'static str, addr: u64, len: usize) -> Res
 }
 
 fn map_lookup_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_ref(m, "map_lookup_elem", a[0])?;
-    let cpu = env(m)?.cpu;
+    let (map, cpu) = map_and_cpu(m, "map_lookup_elem", a[0])?;
     let key = mem(m, "map_lookup_elem", a[1], map.spec().key_size as usize)?;
     // Map-in-map lookups yield the inner map's handle (a MapTable handle).
     Ok(map.lookup(key, cpu).map_or(0, |p| p as u64))
 }
 
 fn map_update_elem(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_ref(m, "map_update_elem", a[0])?;
-    let cpu = env(m)?.cpu;
+    let (map, cpu) = map_and_cpu(m, "map_update_elem", a[0])?;
     let key = mem(m, "map_update_elem", a[1], map.spec().key_size as usize)?;
     let value = mem(m, "map_update_elem", a[2], map.spec().value_size as usize)?;
     Ok(match map.update(key, value, a[3], cpu) {
@@ -508,6 +514,16 @@ fn spin_unlock(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     Ok(0)
 }
 
+/// Whether the helper with this id (in [`xdp_helpers`]) leaves the run's
+/// per-run memory regions alone and runs no program code, so the JIT need
+/// not reload its region table after calling it. Keep this in step with the
+/// implementations: the packet-moving helpers (`xdp_adjust_*`), callbacks
+/// (`bpf_loop`, `for_each_map_elem`, which also pushes a region) and tail
+/// calls are not listed.
+pub(crate) fn keeps_regions(id: u32) -> bool {
+    matches!(id, 1 | 2 | 3 | 5 | 6 | 7 | 8 | 23 | 28 | 42 | 51 | 87 | 88 | 89 | 118 | 125 | 160 | 188 | 189 | 190 | 208)
+}
+
 /// Registers every helper uxdp provides to XDP programs.
 pub fn xdp_helpers() -> Helpers {
     let mut h = Helpers::new();
@@ -557,4 +573,25 @@ pub fn xdp_helpers() -> Helpers {
         .register(195, "map_lookup_percpu_elem", map_lookup_percpu_elem);
     crate::dynptr::register_helpers(&mut h);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Helpers that move or add regions, run program code or tail-call are
+    /// never declared region-keeping; every declared one exists.
+    #[test]
+    fn region_keeping_helpers_exclude_the_ones_that_move_regions() {
+        let h = xdp_helpers();
+        for id in [12, 44, 54, 65, 164, 181] {
+            assert!(h.get(id).is_some(), "helper {id} is registered");
+            assert!(!keeps_regions(id as u32), "helper {id} may change regions");
+        }
+        for id in 0..300u32 {
+            if keeps_regions(id) {
+                assert!(h.get(id as u64).is_some(), "helper {id} is declared but not registered");
+            }
+        }
+    }
 }

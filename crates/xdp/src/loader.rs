@@ -171,7 +171,16 @@ impl LoadedObject {
         for def in &obj.programs {
             let program = load_program(def, &table, &helpers, &regions).map(Arc::new);
             let jit_error = match &program {
-                Ok(p) if !opts.interpreter && uxdp_jit::available() => uxdp_jit::attach(p).err().map(|e| e.to_string()),
+                Ok(p) if !opts.interpreter && uxdp_jit::available() => {
+                    let resolve = |handle: u64| array_lookup(&table, &regions, handle);
+                    let keeps = crate::helpers::keeps_regions;
+                    let jit = uxdp_jit::JitOptions {
+                        array_lookup: Some(&resolve),
+                        keeps_regions: Some(&keeps),
+                        ..Default::default()
+                    };
+                    uxdp_jit::attach_with(p, &jit).err().map(|e| e.to_string())
+                }
                 _ => None,
             };
             prog_table.progs.push(program.as_ref().ok().cloned());
@@ -223,6 +232,25 @@ impl LoadedObject {
     }
 }
 
+/// The layout the JIT needs to inline `bpf_map_lookup_elem` on the map
+/// behind `handle`: array and per-CPU array maps whose whole value memory
+/// is one of the program's shared regions (so accesses through the
+/// returned pointers stay checked).
+fn array_lookup(maps: &MapTable, regions: &[Region], handle: u64) -> Option<uxdp_jit::ArrayLookup> {
+    let l = maps.get(handle)?.as_array()?.layout();
+    let per_cpu = l.elem_size as u64 * l.max_entries as u64;
+    let len = if l.cpu_stride == 0 { per_cpu } else { l.cpu_stride as u64 * l.nr_cpus as u64 };
+    let base = l.base as u64;
+    let covered = regions.iter().any(|r| r.start <= base && base + len <= r.start + r.len);
+    (covered && (l.cpu_stride == 0 || l.cpu_stride as u64 >= per_cpu)).then_some(uxdp_jit::ArrayLookup {
+        base,
+        elem_size: l.elem_size,
+        max_entries: l.max_entries,
+        cpu_stride: l.cpu_stride as u64,
+        nr_cpus: l.nr_cpus,
+    })
+}
+
 fn load_program(
     def: &ProgramDef,
     maps: &Arc<MapTable>,
@@ -267,4 +295,48 @@ fn load_program(
     opts.resolve_kfunc = Some(&resolve_kfunc);
     opts.shared_regions = regions.to_vec();
     Program::load(&def.insns, &opts).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uxdp_maps::MapType;
+
+    /// The layout handed to the JIT addresses exactly the values `lookup`
+    /// returns, for plain and per-CPU arrays, and nothing else is inlined.
+    #[test]
+    fn array_layouts_match_the_maps_lookups() {
+        let mut table = MapTable::default();
+        for (t, value_size) in [(MapType::Array, 12), (MapType::PercpuArray, 20), (MapType::Hash, 8)] {
+            let spec = MapSpec::new(t, 4, value_size, 7).cpus(3);
+            table.maps.push(uxdp_maps::create(spec).unwrap());
+            table.names.push(format!("{t:?}"));
+        }
+        let regions: Vec<Region> = table
+            .maps
+            .iter()
+            .flat_map(|m| m.value_regions())
+            .map(|(start, len)| Region { start: start as u64, len: len as u64, writable: true })
+            .collect();
+        for (i, cpus) in [(0usize, 1u32), (1, 3)] {
+            let l = array_lookup(&table, &regions, MapTable::handle(i)).expect("arrays are inlined");
+            assert_eq!(l.nr_cpus, cpus);
+            let map = &table.maps[i];
+            for cpu in 0..cpus + 1 {
+                for key in [0u32, 3, 6, 7, u32::MAX] {
+                    let want = map.lookup(&key.to_le_bytes(), cpu).map_or(0, |p| p as u64);
+                    // The JIT's formula: the CPU only counts for per-CPU arrays.
+                    let got = if key < l.max_entries && (l.cpu_stride == 0 || cpu < l.nr_cpus) {
+                        l.base + cpu as u64 * l.cpu_stride + key as u64 * l.elem_size as u64
+                    } else {
+                        0
+                    };
+                    assert_eq!(got, want, "map {i} cpu {cpu} key {key}");
+                }
+            }
+        }
+        assert_eq!(array_lookup(&table, &regions, MapTable::handle(2)), None, "hash maps are not inlined");
+        assert_eq!(array_lookup(&table, &regions, MapTable::handle(3)), None, "no such map");
+        assert_eq!(array_lookup(&table, &regions[1..], MapTable::handle(0)), None, "values outside the regions");
+    }
 }

@@ -150,11 +150,19 @@ impl Runner {
     pub fn exec(&mut self, prog: &Program) -> Result<u32, RunError> {
         let ctx_addr = self.env.ctx_addr();
         let packet_region = self.env.buff.packet_region();
+        let cpu = self.env.cpu;
+        // A new machine holds only the stack: the context and the packet
+        // take the next two slots.
+        const PACKET_SLOT: usize = 2;
+        self.env.packet_slot = PACKET_SLOT;
         let mut m = Machine::new(prog, &mut self.stack, &mut self.env);
+        m.cpu = cpu;
         m.mem.push(Region { start: ctx_addr, len: XdpMd::SIZE as u64, writable: false });
         let slot = m.mem.push(packet_region).expect("free region slot");
-        if let Some(e) = m.env.downcast_mut::<XdpEnv>() {
-            e.packet_slot = slot;
+        if slot != PACKET_SLOT {
+            if let Some(e) = m.env.downcast_mut::<XdpEnv>() {
+                e.packet_slot = slot;
+            }
         }
         Ok(m.run(ctx_addr)? as u32)
     }
