@@ -2,33 +2,13 @@
 //! captures equal what `tcpdump -r FILE EXPR | wc -l` reports, computed
 //! here with libpcap's own `pcap_offline_filter` (tcpdump is not needed).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use uxdp_cbpf::capture::{read_capture, CapturedPacket};
 use uxdp_cbpf::libpcap::{compile, OfflineFilter};
 use uxdp_cbpf::to_ddd;
 
-fn uxdp(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_uxdp"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn uxdp");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::uxdp_with_stdin as uxdp;
 
 fn pcap(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pcaps").join(name)

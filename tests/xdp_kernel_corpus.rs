@@ -6,6 +6,9 @@
 //! `N identical, M different` and fails on any difference. Skips with the
 //! reason where the kernel refuses BPF.
 
+mod common;
+
+use common::fold_if_percpu;
 use std::path::{Path, PathBuf};
 use uxdp_xdp::{per_packet_line, LoadedObject, ObjectOptions, RunError, RunOutput, Runner};
 
@@ -68,22 +71,6 @@ const ALLOWED_REFUSALS: &[&str] = &["kfunc bpf_xdp_ct_lookup", "kfunc bpf_skb_ct
 /// Map types not compared: object references, event channels, queues.
 fn compared_map(map_type: u32, name: &str) -> bool {
     !matches!(map_type, 3 | 4 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 22 | 23 | 27) && !name.contains(".rodata")
-}
-
-fn fold_percpu(map_type: u32, value_size: u32, v: Vec<u8>) -> Vec<u8> {
-    if !matches!(map_type, 5 | 6 | 10) {
-        return v;
-    }
-    let chunk = (value_size as usize).div_ceil(8) * 8;
-    let mut out = vec![0u64; chunk / 8];
-    for c in v.chunks(chunk) {
-        for (i, w) in c.chunks(8).enumerate() {
-            let mut b = [0u8; 8];
-            b[..w.len()].copy_from_slice(w);
-            out[i] = out[i].wrapping_add(u64::from_le_bytes(b));
-        }
-    }
-    out.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 #[test]
@@ -163,7 +150,7 @@ fn every_accepted_corpus_program_runs_identically_to_the_kernel() {
                 let Some(idx) = loaded.maps.names.iter().position(|n| *n == m.name) else { continue };
                 let norm = |v: Vec<(Vec<u8>, Vec<u8>)>| {
                     let mut v: Vec<_> =
-                        v.into_iter().map(|(k, val)| (k, fold_percpu(m.map_type, m.value_size, val))).collect();
+                        v.into_iter().map(|(k, val)| (k, fold_if_percpu(m.map_type, m.value_size, val))).collect();
                     v.sort();
                     v
                 };

@@ -9,6 +9,9 @@
 //!    per packet — return code, output bytes and, after the capture, map
 //!    contents.
 
+mod common;
+
+use common::{fold_percpu, PERCPU_TYPES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use uxdp_xdp::env::MapEntry;
@@ -79,25 +82,6 @@ fn replay_matches_recorded_kernel_summaries() {
         differ.len()
     );
     assert!(agree >= 378, "agreement fell to {agree}");
-}
-
-/// Per-CPU map types: the kernel dumps one value per possible CPU.
-const PERCPU_TYPES: &[u32] = &[5, 6, 10]; // percpu_hash, percpu_array, lru_percpu_hash
-
-/// Folds a per-CPU value (one `round_up(value_size, 8)` chunk per CPU) into
-/// one value by adding the chunks as u64 words: counters compare across
-/// CPU counts.
-fn fold_percpu(v: &[u8], value_size: usize) -> Vec<u8> {
-    let chunk = value_size.div_ceil(8) * 8;
-    let mut out = vec![0u64; chunk / 8];
-    for c in v.chunks(chunk) {
-        for (i, w) in c.chunks(8).enumerate() {
-            let mut b = [0u8; 8];
-            b[..w.len()].copy_from_slice(w);
-            out[i] = out[i].wrapping_add(u64::from_le_bytes(b));
-        }
-    }
-    out.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 /// Maps whose contents are not compared: object references (prog arrays,
