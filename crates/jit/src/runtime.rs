@@ -3,6 +3,7 @@
 //! helpers, tail calls, legacy packet loads and the slow memory check.
 
 use core::any::Any;
+use core::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use uxdp_vm::{HelperFn, Machine, Region, VmError};
 
@@ -79,8 +80,10 @@ pub(crate) struct Ctx {
     pub addr: u64,
     pub saved_rsp: u64,
     pub r0: u64,
-    /// Registers handed to a tail call's target.
-    pub tail_regs: [u64; 11],
+    /// Registers handed to a tail call's target: generated code stores r1
+    /// and r6-r10 (the only ones a tail call passes on) before calling
+    /// [`tail_tramp`]; the other slots are never written nor read.
+    pub tail_regs: MaybeUninit<[u64; 11]>,
     pub machine: *mut Machine<'static>,
     pub error: Option<VmError>,
     pub panic: Option<Box<dyn Any + Send>>,
@@ -140,7 +143,7 @@ impl Ctx {
             addr: 0,
             saved_rsp: 0,
             r0: 0,
-            tail_regs: [0; 11],
+            tail_regs: MaybeUninit::uninit(),
             machine: (m as *mut Machine<'_>).cast::<Machine<'static>>(),
             error: None,
             panic: None,
@@ -250,7 +253,14 @@ pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u
 pub(crate) extern "sysv64" fn tail_tramp(ctx: *mut Ctx) -> u64 {
     // SAFETY: generated code passes its own context block.
     let ctx = unsafe { &mut *ctx };
-    let regs = ctx.tail_regs;
+    let t = ctx.tail_regs.as_ptr().cast::<u64>();
+    let mut regs = [0u64; 11];
+    for i in [1, 6, 7, 8, 9, 10] {
+        // SAFETY: generated code stored r1 and r6-r10 in these slots just
+        // before calling this trampoline (r0 and r2-r5 are cleared for the
+        // target anyway).
+        regs[i] = unsafe { t.add(i).read() };
+    }
     let depth = ctx.depth as usize;
     let budget = ctx.budget;
     let m = ctx.machine();

@@ -96,10 +96,10 @@ pub struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     /// Prepares a run of `prog` on `stack`, with `env` for helpers.
+    #[inline]
     pub fn new(prog: &'a Program, stack: &'a mut Stack, env: &'a mut dyn Any) -> Self {
-        let mut mem = Memory::new(&prog.regions);
         let sr = stack.region();
-        mem.push(sr);
+        let mem = Memory::with_first(sr, &prog.regions);
         let frames = &mut stack.frames;
         Machine {
             mem,
@@ -174,11 +174,13 @@ impl<'a> Machine<'a> {
     }
 
     /// Runs the program from its first instruction with `r1 = ctx`.
+    #[inline]
     pub fn run(&mut self, ctx: u64) -> Result<u64, VmError> {
         self.run_with_args([ctx, 0, 0, 0, 0])
     }
 
     /// Runs the program with r1-r5 set (r1-r5 of the entry frame).
+    #[inline]
     pub fn run_with_args(&mut self, args: [u64; 5]) -> Result<u64, VmError> {
         let mut regs = [0u64; 11];
         regs[1..6].copy_from_slice(&args);
@@ -240,6 +242,7 @@ impl<'a> Machine<'a> {
         self.interpret(prog, entry, init, base_depth)
     }
 
+    #[inline(never)]
     fn interpret(
         &mut self,
         prog: &'a Program,

@@ -6,6 +6,8 @@
 //! value memory of the maps it uses. Anything else is a [`crate::VmError::Memory`]
 //! fault naming the instruction, never undefined behaviour.
 
+use core::mem::MaybeUninit;
+
 /// One contiguous range of host memory a program may access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -43,28 +45,46 @@ pub const MAX_DYNAMIC_REGIONS: usize = 8;
 /// The set of regions of one run: a small array of per-run regions (stack
 /// first, the most frequent target) plus the program's shared, sorted list
 /// of map-value regions.
-#[derive(Clone, Debug)]
+///
+/// Only the first `n` per-run slots are initialised: a machine is built per
+/// packet, so the unused slots are not written at all.
+#[derive(Clone)]
 pub struct Memory<'a> {
-    dynamic: [Region; MAX_DYNAMIC_REGIONS],
+    dynamic: [MaybeUninit<Region>; MAX_DYNAMIC_REGIONS],
     n: usize,
     shared: &'a [Region],
 }
 
-const EMPTY: Region = Region { start: 0, len: 0, writable: false };
+impl core::fmt::Debug for Memory<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Memory").field("dynamic", &self.dynamic()).field("shared", &self.shared).finish()
+    }
+}
 
 impl<'a> Memory<'a> {
     /// Per-run regions plus a shared list (usually the program's map values).
+    #[inline]
     pub fn new(shared: &'a [Region]) -> Self {
-        Memory { dynamic: [EMPTY; MAX_DYNAMIC_REGIONS], n: 0, shared }
+        Memory { dynamic: [MaybeUninit::uninit(); MAX_DYNAMIC_REGIONS], n: 0, shared }
+    }
+
+    /// Per-run regions starting with `first` (e.g. the stack), plus a
+    /// shared list.
+    #[inline]
+    pub fn with_first(first: Region, shared: &'a [Region]) -> Self {
+        let mut dynamic = [MaybeUninit::uninit(); MAX_DYNAMIC_REGIONS];
+        dynamic[0] = MaybeUninit::new(first);
+        Memory { dynamic, n: 1, shared }
     }
 
     /// Adds a per-run region; returns its slot (for [`Memory::set`]), or
     /// `None` if all slots are in use.
+    #[inline]
     pub fn push(&mut self, r: Region) -> Option<usize> {
         if self.n == MAX_DYNAMIC_REGIONS {
             return None;
         }
-        self.dynamic[self.n] = r;
+        self.dynamic[self.n] = MaybeUninit::new(r);
         self.n += 1;
         Some(self.n - 1)
     }
@@ -72,19 +92,23 @@ impl<'a> Memory<'a> {
     /// Replaces per-run region `slot` (e.g. the packet after `xdp_adjust_head`).
     pub fn set(&mut self, slot: usize, r: Region) {
         if slot < self.n {
-            self.dynamic[slot] = r;
+            self.dynamic[slot] = MaybeUninit::new(r);
         }
     }
 
     /// All per-run regions, in slot order.
     #[inline]
     pub fn dynamic(&self) -> &[Region] {
-        &self.dynamic[..self.n]
+        let init = &self.dynamic[..self.n.min(MAX_DYNAMIC_REGIONS)];
+        // SAFETY: slots below `n` are initialised (`push` writes a slot
+        // before counting it), and `MaybeUninit<Region>` has the layout of
+        // `Region`.
+        unsafe { core::slice::from_raw_parts(init.as_ptr().cast::<Region>(), init.len()) }
     }
 
     /// The per-run region in `slot`.
     pub fn get(&self, slot: usize) -> Option<Region> {
-        (slot < self.n).then(|| self.dynamic[slot])
+        self.dynamic().get(slot).copied()
     }
 
     /// The same per-run regions with another shared list (after a tail call
@@ -96,7 +120,7 @@ impl<'a> Memory<'a> {
     /// Checks `[addr, addr+len)` and returns it as a pointer if allowed.
     #[inline(always)]
     pub fn check(&self, addr: u64, len: u64, write: bool) -> Option<*mut u8> {
-        for r in &self.dynamic[..self.n] {
+        for r in self.dynamic() {
             if r.contains(addr, len, write) {
                 return Some(addr as *mut u8);
             }
@@ -179,5 +203,25 @@ mod tests {
         assert_eq!(m.shared_region(mp + 2, 4, true), None, "read-only");
         assert_eq!(m.shared_region(mp + 5, 4, false), None);
         assert_eq!(m.shared_region(b, 4, false), None, "per-run regions are not shared");
+    }
+
+    #[test]
+    fn only_pushed_slots_are_visible() {
+        let a = [0u8; 4];
+        let c = [0u8; 8];
+        let mut m = Memory::with_first(Region::of_slice(&a), &[]);
+        assert_eq!(m.dynamic(), &[Region::of_slice(&a)]);
+        assert_eq!(m.get(1), None);
+        assert_eq!(m.push(Region::of_slice(&c)), Some(1));
+        assert_eq!(m.get(1), Some(Region::of_slice(&c)));
+        m.set(5, Region::of_slice(&a));
+        assert_eq!(m.dynamic().len(), 2, "set beyond the pushed slots is ignored");
+        for _ in 2..MAX_DYNAMIC_REGIONS {
+            assert!(m.push(Region::of_slice(&c)).is_some());
+        }
+        assert_eq!(m.push(Region::of_slice(&c)), None);
+        assert_eq!(m.dynamic().len(), MAX_DYNAMIC_REGIONS);
+        assert!(format!("{m:?}").contains("dynamic"));
+        assert!(Memory::new(&[]).dynamic().is_empty());
     }
 }
