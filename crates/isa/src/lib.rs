@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod helper_names;
 pub mod insn;
 pub mod instruction;
 pub mod opcode;

@@ -20,7 +20,8 @@
 #![warn(missing_docs)]
 
 mod atomic;
-pub mod helper_names;
+/// Helper names by id (defined in `uxdp-isa`, re-exported for embedders).
+pub use uxdp_isa::helper_names;
 pub mod helpers;
 pub mod interpreter;
 pub mod memory;

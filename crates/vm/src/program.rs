@@ -166,7 +166,7 @@ impl Program {
                     let h = opts.helpers.get(id as u32 as u64).filter(|_| id >= 0).ok_or(LoadError::UnknownHelper {
                         pc,
                         id: id as i64,
-                        name: crate::helper_names::helper_name(id as i64),
+                        name: uxdp_isa::helper_names::helper_name(id as i64),
                     })?;
                     op.imm = intern(&mut calls, h);
                 }

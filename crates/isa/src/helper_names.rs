@@ -213,6 +213,8 @@ pub static HELPER_NAMES: &[&str] = &[
     "tcp_raw_check_syncookie_ipv6",
     "ktime_get_tai_ns",
     "user_ringbuf_drain",
+    "cgrp_storage_get",
+    "cgrp_storage_delete",
 ];
 
 /// The kernel's name of helper `id` (e.g. `map_lookup_elem` for 1), if known.
