@@ -29,18 +29,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let file = ObjectFile::open(&a.object)?;
     let obj = &file.object;
-    let maps: Vec<MapInfo> = obj
-        .maps
-        .iter()
-        .map(|m| MapInfo {
-            name: m.name.clone(),
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            flags: m.map_flags,
-        })
-        .collect();
+    let maps = MapInfo::of_object(obj);
     let mode = if a.permissive { Mode::Permissive } else { Mode::Strict };
     let mut rejected = 0;
     let mut seen = 0;

@@ -80,18 +80,7 @@ fn main() {
             println!("{}: not parsed by uxdp-object", f.display());
             continue;
         };
-        let maps: Vec<MapInfo> = obj
-            .maps
-            .iter()
-            .map(|m| MapInfo {
-                name: m.name.clone(),
-                map_type: m.map_type,
-                key_size: m.key_size,
-                value_size: m.value_size,
-                max_entries: m.max_entries,
-                flags: m.map_flags,
-            })
-            .collect();
+        let maps = MapInfo::of_object(&obj);
         for p in &obj.programs {
             let pt = match p.kind {
                 ProgramKind::Xdp { .. } | ProgramKind::Unspec => ProgType::Xdp,

@@ -81,6 +81,27 @@ pub struct MapInfo {
     pub flags: u32,
 }
 
+impl MapInfo {
+    /// The maps of a parsed object, by index (what its relocated `lddw`
+    /// instructions refer to).
+    pub fn of_object(obj: &uxdp_object::Object) -> Vec<MapInfo> {
+        obj.maps.iter().map(MapInfo::from).collect()
+    }
+}
+
+impl From<&uxdp_object::MapDef> for MapInfo {
+    fn from(m: &uxdp_object::MapDef) -> MapInfo {
+        MapInfo {
+            name: m.name.clone(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.map_flags,
+        }
+    }
+}
+
 /// A program to verify.
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyInput<'a> {

@@ -14,21 +14,6 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
 }
 
-/// Maps of an object as the verifier sees them.
-pub fn map_infos(obj: &Object) -> Vec<MapInfo> {
-    obj.maps
-        .iter()
-        .map(|m| MapInfo {
-            name: m.name.clone(),
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            flags: m.map_flags,
-        })
-        .collect()
-}
-
 #[test]
 fn corpus_agreement_with_kernel() {
     let root = corpus();
@@ -54,7 +39,7 @@ fn corpus_agreement_with_kernel() {
                 Ok(o) => match o.program(name) {
                     None => Err("program not found by uxdp-object".into()),
                     Some(prog) => {
-                        let maps = map_infos(o);
+                        let maps = MapInfo::of_object(o);
                         let input = VerifyInput { insns: &prog.insns, prog_type, maps: &maps, mode: Mode::Strict };
                         verify(&input).map(|_| ()).map_err(|r| r.to_string())
                     }
