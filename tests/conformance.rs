@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use uxdp_asm::testfile::TestFile;
 use uxdp_isa::Insn;
-use uxdp_vm::{run_on_memory, Helpers, LoadOptions, Machine, Program, Stack, VmError};
+use uxdp_vm::{run_on_memory, LoadOptions, Program, Stack};
 
 fn suite_dir(sub: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance").join(sub)
@@ -19,25 +19,14 @@ fn suite_dir(sub: &str) -> PathBuf {
 
 fn data_files(sub: &str) -> Vec<PathBuf> {
     let dir = suite_dir(sub);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "data"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn unwind(_m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    Ok(a[0])
+    uxdp_asm::testfile::data_files(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Outcome of one test: Ok(r0) or Err(stage: message).
 fn execute(text: &str) -> Result<(Option<u64>, u64), String> {
     let tf = TestFile::parse(text).map_err(|e| format!("parse: {e}"))?;
     let insns: Vec<Insn> = tf.program().map_err(|e| format!("assemble: {e}"))?;
-    let mut h = Helpers::new();
-    h.register(5, "unwind", unwind);
+    let h = uxdp_vm::conformance_helpers();
     let mut opts = LoadOptions::new(Arc::new(h));
     opts.entry_regs = Some(0b110);
     let prog = Program::load(&insns, &opts).map_err(|e| format!("load: {e}"))?;

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
-use uxdp_vm::{run_on_memory, Helpers, LoadOptions, Machine, Program, Stack, VmError};
+use uxdp_vm::{conformance_helpers, run_on_memory, LoadOptions, Program, Stack};
 
 /// Arguments of `uxdp conformance-plugin`.
 #[derive(clap::Args, Debug)]
@@ -21,19 +21,6 @@ pub struct Args {
     /// Print a disassembly of the program to standard error first.
     #[arg(long)]
     debug: bool,
-}
-
-/// The conformance suite's helper 5: returns its first argument (ubpf's
-/// "unwind" test helper, used by `call_unwind_fail` and `callx`).
-fn unwind(_m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    Ok(a[0])
-}
-
-/// Helpers available to conformance programs.
-pub fn conformance_helpers() -> Helpers {
-    let mut h = Helpers::new();
-    h.register(5, "unwind", unwind);
-    h
 }
 
 /// Runs `uxdp conformance-plugin`.

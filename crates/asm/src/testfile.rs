@@ -240,6 +240,19 @@ fn parse_raw(t: &str) -> Option<Insn> {
     }
 }
 
+/// The `.data` test files of a bpf_conformance directory, sorted by name.
+pub fn data_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "data") {
+            v.push(p);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,13 +11,7 @@ fn suite_dir(sub: &str) -> PathBuf {
 
 fn data_files(sub: &str) -> Vec<PathBuf> {
     let dir = suite_dir(sub);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "data"))
-        .collect();
-    files.sort();
-    files
+    uxdp_asm::testfile::data_files(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 fn read(p: &Path) -> String {

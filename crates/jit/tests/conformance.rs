@@ -5,21 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uxdp_asm::testfile::TestFile;
-use uxdp_vm::{Helpers, LoadOptions, Machine, Program, Region, Stack, VmError};
+use uxdp_vm::{LoadOptions, Machine, Program, Region, Stack, VmError};
 
 fn data_files(sub: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance").join(sub);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "data"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn unwind(_m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    Ok(a[0])
+    uxdp_asm::testfile::data_files(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Runs like `uxdp_vm::run_on_memory`, choosing the engine.
@@ -42,8 +32,7 @@ type Outcome = (Result<u64, VmError>, Vec<u8>);
 fn both(text: &str) -> Option<(TestFile, Outcome, Outcome)> {
     let tf = TestFile::parse(text).ok()?;
     let insns = tf.program().ok()?;
-    let mut h = Helpers::new();
-    h.register(5, "unwind", unwind);
+    let h = uxdp_vm::conformance_helpers();
     let mut opts = LoadOptions::new(Arc::new(h));
     opts.entry_regs = Some(0b110);
     let prog = Program::load(&insns, &opts).ok()?;

@@ -67,3 +67,16 @@ impl Helpers {
         Arc::new(self)
     }
 }
+
+/// The bpf_conformance suite's helper 5, "unwind" (ubpf's test helper, used
+/// by `call_unwind_fail` and `callx`): returns its first argument.
+fn unwind(_m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
+    Ok(a[0])
+}
+
+/// The helpers the bpf_conformance suite's programs may call.
+pub fn conformance_helpers() -> Helpers {
+    let mut h = Helpers::new();
+    h.register(5, "unwind", unwind);
+    h
+}
