@@ -17,40 +17,10 @@ const PORT22: &str = include_str!("../samples/port22.s");
 const SSH_PAYLOAD: &str = include_str!("../samples/ssh_payload.s");
 
 /// xorshift64 for 10,000 rounds; r1 (the context) is ignored.
-const COMPUTE: &str = "
-    mov %r0, 88172645
-    mov %r2, 0
-loop:
-    mov %r3, %r0
-    lsh %r3, 13
-    xor %r0, %r3
-    mov %r3, %r0
-    rsh %r3, 7
-    xor %r0, %r3
-    mov %r3, %r0
-    lsh %r3, 17
-    xor %r0, %r3
-    add %r2, 1
-    jlt %r2, 10000, loop
-    exit
-";
+const COMPUTE: &str = include_str!("../samples/xorshift.s");
 
 /// Sum of all packet bytes, one byte load per iteration, with a bounds check.
-const MEMSUM: &str = "
-    ldxdw %r2, [%r1+8]
-    ldxdw %r1, [%r1+0]
-    mov %r0, 0
-loop:
-    mov %r3, %r1
-    add %r3, 1
-    jgt %r3, %r2, out
-    ldxb %r4, [%r1+0]
-    add %r0, %r4
-    mov %r1, %r3
-    ja loop
-out:
-    exit
-";
+const MEMSUM: &str = include_str!("../samples/memsum.s");
 
 #[repr(C)]
 struct Ctx {
