@@ -71,8 +71,18 @@ struct Bufs {
 }
 
 thread_local! {
-    static BUFS: std::cell::RefCell<Bufs> =
-        std::cell::RefCell::new(Bufs { buf: vec![0; 16], moved: vec![0; 32], stack: Stack::new() });
+    // The 16-byte buffer sits at the start of a 4 KiB allocation, so reads
+    // just past it land in memory no region covers (another region, such
+    // as the stack, can never be adjacent), whatever the heap layout.
+    static BUFS: std::cell::RefCell<Bufs> = std::cell::RefCell::new(Bufs {
+        buf: {
+            let mut v = Vec::with_capacity(4096);
+            v.resize(16, 0);
+            v
+        },
+        moved: vec![0; 32],
+        stack: Stack::new(),
+    });
 }
 
 /// Runs `p` with a 16-byte writable buffer (0..16) in r1 and returns
