@@ -304,30 +304,34 @@ impl NativeCode for JitProgram {
         if fp < s.start + STACK_PER_FRAME as u64 || fp > s.start + s.len {
             return Err(VmError::Memory { pc: entry, addr: fp, len: STACK_PER_FRAME, write: true });
         }
-        let mut ctx = Ctx::new(m, depth);
-        type Stub = extern "sysv64" fn(*mut Ctx, *const [u64; 11], *const u8) -> u64;
-        // SAFETY: `stub` is the entry stub emitted by `x64::compile` with
-        // exactly this signature; the code only touches memory through
-        // checked or frame-bounded accesses and the context block.
-        let stub: Stub = unsafe { core::mem::transmute::<usize, Stub>(code.stub_addr) };
-        let st = stub(&mut ctx, regs, target);
-        m.budget = ctx.budget;
-        if st == 0 {
-            return Ok(ctx.r0);
-        }
-        let pc = ctx.pc as usize;
-        match ctx.status {
-            ST_BUDGET => Err(VmError::Budget { pc }),
-            ST_DEPTH => Err(VmError::CallDepth { pc }),
-            ST_MISALIGNED => Err(VmError::Misaligned { pc, addr: ctx.addr }),
-            ST_EARLY => Ok(0),
-            ST_UNREACH => Err(VmError::Unreachable { pc }),
-            ST_PANIC => match ctx.panic.take() {
-                Some(p) => std::panic::resume_unwind(p),
-                None => Err(VmError::Unreachable { pc }),
-            },
-            ST_ERR => Err(ctx.error.take().unwrap_or(VmError::Unreachable { pc })),
-            _ => Err(VmError::Unreachable { pc }),
+        let sc: *mut uxdp_vm::NativeScratch = m.native_scratch();
+        // SAFETY: `sc` points at the stack's scratch block, which outlives
+        // the run and which nothing but native code touches; `busy` keeps
+        // nested runs (callbacks, tail calls) out of it.
+        unsafe {
+            if (*sc).busy {
+                let mut ctx = Ctx::new(m, depth);
+                return code.enter(&mut ctx, regs, target);
+            }
+            let ctx = (*sc).block.as_mut_ptr().cast::<Ctx>();
+            if (*sc).tag == CTX_TAG {
+                (*ctx).reset(m, depth);
+            } else {
+                ctx.write(Ctx::new(m, depth));
+                (*sc).tag = CTX_TAG;
+            }
+            (*sc).busy = true;
+            /// Clears `busy` however the run ends (a helper's panic resumes
+            /// through here).
+            struct Busy(*mut uxdp_vm::NativeScratch);
+            impl Drop for Busy {
+                fn drop(&mut self) {
+                    // SAFETY: as above.
+                    unsafe { (*self.0).busy = false }
+                }
+            }
+            let _busy = Busy(sc);
+            code.enter(&mut *ctx, regs, target)
         }
     }
 

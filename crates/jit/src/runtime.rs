@@ -5,7 +5,7 @@
 use core::any::Any;
 use core::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use uxdp_vm::{HelperFn, Machine, Region, VmError};
+use uxdp_vm::{HelperFn, Machine, Program, Region, VmError};
 
 /// Number of per-run regions checked inline by generated code (slots 0-2:
 /// stack, context and packet for XDP); the others, and the shared (map
@@ -87,7 +87,20 @@ pub(crate) struct Ctx {
     pub machine: *mut Machine<'static>,
     pub error: Option<VmError>,
     pub panic: Option<Box<dyn Any + Send>>,
+    /// The machine regions `regions[..INLINE_REGIONS]` were computed from
+    /// (an absent slot is the empty region): [`Ctx::refresh`] recomputes
+    /// only the slots that changed.
+    pub src: [Region; INLINE_REGIONS],
+    /// The program whose shared region the cache slot may hold.
+    pub cache_prog: *const Program,
 }
+
+/// [`uxdp_vm::NativeScratch::tag`] of a scratch block holding a [`Ctx`].
+pub(crate) const CTX_TAG: u64 = 0x7578_6470_6a69_7401;
+const _: () = assert!(core::mem::size_of::<Ctx>() <= 8 * uxdp_vm::NATIVE_SCRATCH_WORDS);
+const _: () = assert!(core::mem::align_of::<Ctx>() <= 64);
+
+const EMPTY: Region = Region { start: 0, len: 0, writable: false };
 
 macro_rules! off {
     ($f:ident) => {
@@ -130,9 +143,15 @@ impl Ctx {
     #[inline]
     pub(crate) fn new(m: &mut Machine<'_>, depth: usize) -> Ctx {
         let d = m.mem.dynamic();
-        let slot = |i: usize| d.get(i).map(InlineRegion::of).unwrap_or_default();
+        let src = |i: usize| d.get(i).copied().unwrap_or(EMPTY);
+        let src = [src(0), src(1), src(2)];
         Ctx {
-            regions: [slot(0), slot(1), slot(2), InlineRegion::default()],
+            regions: [
+                InlineRegion::of(&src[0]),
+                InlineRegion::of(&src[1]),
+                InlineRegion::of(&src[2]),
+                InlineRegion::default(),
+            ],
             budget: m.budget,
             depth: depth as u64,
             cpu: m.cpu as u64,
@@ -147,15 +166,70 @@ impl Ctx {
             machine: (m as *mut Machine<'_>).cast::<Machine<'static>>(),
             error: None,
             panic: None,
+            src,
+            cache_prog: m.program() as *const Program,
         }
     }
 
-    /// Copies the machine's first per-run regions into the inline table.
+    /// Prepares a context block left by an earlier run (on the same stack)
+    /// for a run on `m` at `depth`: what [`Ctx::new`] would build, without
+    /// recomputing the region slots that did not change.
+    #[inline]
+    pub(crate) fn reset(&mut self, m: &mut Machine<'_>, depth: usize) {
+        self.refresh(m);
+        let prog = m.program() as *const Program;
+        if self.cache_prog != prog {
+            self.regions[CACHE_SLOT] = InlineRegion::default();
+            self.cache_prog = prog;
+        }
+        self.budget = m.budget;
+        self.depth = depth as u64;
+        self.cpu = m.cpu as u64;
+        self.status = ST_OK;
+        self.machine = (m as *mut Machine<'_>).cast::<Machine<'static>>();
+    }
+
+    /// Brings the inline table up to date with the machine's first per-run
+    /// regions.
     #[inline]
     pub(crate) fn refresh(&mut self, m: &Machine<'_>) {
         let d = m.mem.dynamic();
-        for (i, slot) in self.regions[..INLINE_REGIONS].iter_mut().enumerate() {
-            *slot = d.get(i).map(InlineRegion::of).unwrap_or_default();
+        if let [a, b, c, ..] = d {
+            // The common case (XDP: stack, context, packet): usually only
+            // the packet moved, or nothing.
+            for (i, r) in [a, b, c].into_iter().enumerate() {
+                if *r != self.src[i] {
+                    self.src[i] = *r;
+                    self.regions[i] = InlineRegion::of(r);
+                }
+            }
+            return;
+        }
+        for i in 0..INLINE_REGIONS {
+            let r = d.get(i).copied().unwrap_or(EMPTY);
+            if r != self.src[i] {
+                self.src[i] = r;
+                self.regions[i] = InlineRegion::of(&r);
+            }
+        }
+    }
+
+    /// The error of a run that left through the error exit (status in
+    /// `self.status`). `ST_EARLY` is not an error: the caller returns 0.
+    #[cold]
+    pub(crate) fn exit_error(&mut self) -> VmError {
+        let pc = self.pc as usize;
+        match self.status {
+            ST_BUDGET => VmError::Budget { pc },
+            ST_DEPTH => VmError::CallDepth { pc },
+            ST_MISALIGNED => VmError::Misaligned { pc, addr: self.addr },
+            ST_UNREACH => VmError::Unreachable { pc },
+            ST_PANIC => match self.panic.take() {
+                Some(p) => std::panic::resume_unwind(p),
+                None => VmError::Unreachable { pc },
+            },
+            ST_ERR => self.error.take().unwrap_or(VmError::Unreachable { pc }),
+            _ => VmError::Unreachable { pc },
         }
     }
 

@@ -17,7 +17,7 @@ use crate::runtime::*;
 use crate::{ArrayLookup, ArrayResolver, JitError, JitOptions};
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
-use uxdp_vm::{Program, Region, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
+use uxdp_vm::{Program, Region, VmError, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
 
 /// x86 register of each eBPF register.
 const REG: [u8; 11] = [0, 6, 2, 1, 8, 9, 3, 13, 14, 15, 5];
@@ -33,6 +33,31 @@ pub(crate) struct Code {
     pub stub_addr: usize,
     /// Address of the code of slot 0.
     pub main_addr: usize,
+}
+
+impl Code {
+    /// Runs the function at `target` (code of this program) with `regs`
+    /// on the prepared context block `ctx`, and turns the exit status into
+    /// the run's result.
+    #[inline(always)]
+    pub(crate) fn enter(&self, ctx: &mut Ctx, regs: &[u64; 11], target: *const u8) -> Result<u64, VmError> {
+        type Stub = extern "sysv64" fn(*mut Ctx, *const [u64; 11], *const u8) -> u64;
+        // SAFETY: `stub` is the entry stub emitted by `compile` with exactly
+        // this signature; the code only touches memory through checked or
+        // frame-bounded accesses and the context block.
+        let stub: Stub = unsafe { core::mem::transmute::<usize, Stub>(self.stub_addr) };
+        let st = stub(ctx, regs, target);
+        // SAFETY: the context block points at the running machine.
+        let m = unsafe { &mut *ctx.machine };
+        m.budget = ctx.budget;
+        if st == 0 {
+            return Ok(ctx.r0);
+        }
+        if ctx.status == ST_EARLY {
+            return Ok(0);
+        }
+        Err(ctx.exit_error())
+    }
 }
 
 enum Deferred {

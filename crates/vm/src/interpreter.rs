@@ -33,6 +33,34 @@ pub trait NativeCode: Send + Sync + std::panic::RefUnwindSafe + std::panic::Unwi
     fn run(&self, m: &mut Machine<'_>, entry: usize, regs: &[u64; 11], depth: usize) -> Result<u64, VmError>;
 }
 
+/// Words of [`NativeScratch::block`].
+pub const NATIVE_SCRATCH_WORDS: usize = 112;
+
+/// Memory that native code keeps from one run to the next on the same
+/// [`Stack`] (uxdp-jit keeps its context block here, so that a run only
+/// rewrites what changed since the previous one). The virtual machine
+/// never reads it; its meaning belongs to the native code.
+#[repr(C, align(64))]
+pub struct NativeScratch {
+    /// Identifies what `block` holds (0: nothing yet); set by the native
+    /// code that initialised it.
+    pub tag: u64,
+    /// True while a native run uses `block`. A nested run (a callback or a
+    /// tail call started from a helper) finds it set and must use memory
+    /// of its own.
+    pub busy: bool,
+    /// The native code's data; only the native code that set `tag`
+    /// interprets it, and it must not hold anything that needs dropping
+    /// between runs.
+    pub block: [core::mem::MaybeUninit<u64>; NATIVE_SCRATCH_WORDS],
+}
+
+impl Default for NativeScratch {
+    fn default() -> Self {
+        NativeScratch { tag: 0, busy: false, block: [core::mem::MaybeUninit::uninit(); NATIVE_SCRATCH_WORDS] }
+    }
+}
+
 /// The stack memory of one executing thread: all frames, reused across runs
 /// (allocate once per thread, not per packet).
 pub struct Stack {
@@ -40,11 +68,16 @@ pub struct Stack {
     /// Return records of local calls, indexed by absolute call depth (so
     /// nested callback runs share the array without overlapping).
     frames: [Frame; MAX_FRAMES],
+    native: Box<NativeScratch>,
 }
 
 impl Default for Stack {
     fn default() -> Self {
-        Stack { mem: Box::new([0; STACK_PER_FRAME * MAX_FRAMES / 8]), frames: [Frame::EMPTY; MAX_FRAMES] }
+        Stack {
+            mem: Box::new([0; STACK_PER_FRAME * MAX_FRAMES / 8]),
+            frames: [Frame::EMPTY; MAX_FRAMES],
+            native: Box::default(),
+        }
     }
 }
 
@@ -92,6 +125,9 @@ pub struct Machine<'a> {
     tail_calls: u32,
     held: Vec<Arc<Program>>,
     frames: &'a mut [Frame; MAX_FRAMES],
+    /// The stack's [`NativeScratch`] (a raw pointer: native code writes
+    /// it while it also hands `&mut Machine` to helpers).
+    scratch: *mut NativeScratch,
 }
 
 impl<'a> Machine<'a> {
@@ -101,6 +137,7 @@ impl<'a> Machine<'a> {
         let sr = stack.region();
         let mem = Memory::with_first(sr, &prog.regions);
         let frames = &mut stack.frames;
+        let scratch: *mut NativeScratch = &mut *stack.native;
         Machine {
             mem,
             env,
@@ -117,6 +154,7 @@ impl<'a> Machine<'a> {
             tail_calls: 0,
             held: Vec::new(),
             frames,
+            scratch,
         }
     }
 
@@ -166,6 +204,13 @@ impl<'a> Machine<'a> {
         self.prog = saved;
         self.mem = Memory::clone_with_shared(&self.mem, &saved.regions);
         Some(res)
+    }
+
+    /// The stack's [`NativeScratch`], for native code (see there): valid
+    /// for as long as the machine, and not used by anything else.
+    #[inline]
+    pub fn native_scratch(&mut self) -> *mut NativeScratch {
+        self.scratch
     }
 
     /// The program currently executing (changes with tail calls).

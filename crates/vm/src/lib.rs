@@ -28,7 +28,9 @@ pub mod memory;
 pub mod program;
 
 pub use helpers::{conformance_helpers, Helper, HelperFn, Helpers};
-pub use interpreter::{Machine, NativeCode, Stack, MAX_FRAMES, MAX_TAIL_CALLS, STACK_PER_FRAME};
+pub use interpreter::{
+    Machine, NativeCode, NativeScratch, Stack, MAX_FRAMES, MAX_TAIL_CALLS, NATIVE_SCRATCH_WORDS, STACK_PER_FRAME,
+};
 pub use memory::{Memory, Region};
 pub use program::{LoadError, LoadOptions, Op, Program, FUNC_PTR_BASE, OP_CALL_LOCAL, OP_NONE};
 
