@@ -119,6 +119,10 @@ use std::sync::Arc;
 use uxdp_vm::STACK_PER_FRAME;
 use uxdp_vm::{Machine, NativeCode, Program, VmError};
 
+pub use chain::{ChainLink, ChainOutcome, CounterLayout, NativeChain};
+
+mod chain;
+mod entry;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod runtime;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -225,6 +229,9 @@ pub struct JitProgram {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     code: x64::Code,
     insns: usize,
+    /// Registers the program may read before writing them.
+    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+    zero: u16,
 }
 
 impl core::fmt::Debug for JitProgram {
@@ -258,7 +265,7 @@ pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitE
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
         let code = x64::compile(prog, opts)?;
-        Ok(JitProgram { code, insns: prog.ops().len() })
+        Ok(JitProgram { code, insns: prog.ops().len(), zero: entry::entry_reads(prog) })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
     Err(JitError::Unavailable)
@@ -285,7 +292,6 @@ pub fn attach_with(prog: &Program, opts: &JitOptions<'_>) -> Result<(), JitError
 impl NativeCode for JitProgram {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     fn run(&self, m: &mut Machine<'_>, entry: usize, regs: &[u64; 11], depth: usize) -> Result<u64, VmError> {
-        use runtime::*;
         let code = &self.code;
         let target = if entry == 0 {
             code.main_addr as *const u8
@@ -304,39 +310,55 @@ impl NativeCode for JitProgram {
         if fp < s.start + STACK_PER_FRAME as u64 || fp > s.start + s.len {
             return Err(VmError::Memory { pc: entry, addr: fp, len: STACK_PER_FRAME, write: true });
         }
-        let sc: *mut uxdp_vm::NativeScratch = m.native_scratch();
-        // SAFETY: `sc` points at the stack's scratch block, which outlives
-        // the run and which nothing but native code touches; `busy` keeps
-        // nested runs (callbacks, tail calls) out of it.
-        unsafe {
-            if (*sc).busy {
-                let mut ctx = Ctx::new(m, depth);
-                return code.enter(&mut ctx, regs, target);
-            }
-            let ctx = (*sc).block.as_mut_ptr().cast::<Ctx>();
-            if (*sc).tag == CTX_TAG {
-                (*ctx).reset(m, depth);
-            } else {
-                ctx.write(Ctx::new(m, depth));
-                (*sc).tag = CTX_TAG;
-            }
-            (*sc).busy = true;
-            /// Clears `busy` however the run ends (a helper's panic resumes
-            /// through here).
-            struct Busy(*mut uxdp_vm::NativeScratch);
-            impl Drop for Busy {
-                fn drop(&mut self) {
-                    // SAFETY: as above.
-                    unsafe { (*self.0).busy = false }
-                }
-            }
-            let _busy = Busy(sc);
-            code.enter(&mut *ctx, regs, target)
-        }
+        with_ctx(m, depth, |ctx| code.enter(ctx, regs, target))
+    }
+
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
     }
 
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
     fn run(&self, _m: &mut Machine<'_>, entry: usize, _regs: &[u64; 11], _depth: usize) -> Result<u64, VmError> {
         Err(VmError::Unreachable { pc: entry })
+    }
+}
+
+/// Runs `f` on a context block prepared for a run on `m` at `depth`: the
+/// one kept in the stack's [`uxdp_vm::NativeScratch`] (only the region
+/// slots that changed since the last run are recomputed), or a fresh one
+/// for a nested run (a callback or tail call started by a helper while the
+/// scratch block is in use).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[inline(always)]
+fn with_ctx<R>(m: &mut Machine<'_>, depth: usize, f: impl FnOnce(&mut runtime::Ctx) -> R) -> R {
+    use runtime::{Ctx, CTX_TAG};
+    let sc: *mut uxdp_vm::NativeScratch = m.native_scratch();
+    // SAFETY: `sc` points at the stack's scratch block, which outlives the
+    // run and which nothing but native code touches; `busy` keeps nested
+    // runs (callbacks, tail calls) out of it.
+    unsafe {
+        if (*sc).busy {
+            let mut ctx = Ctx::new(m, depth);
+            return f(&mut ctx);
+        }
+        let ctx = (*sc).block.as_mut_ptr().cast::<Ctx>();
+        if (*sc).tag == CTX_TAG {
+            (*ctx).reset(m, depth);
+        } else {
+            ctx.write(Ctx::new(m, depth));
+            (*sc).tag = CTX_TAG;
+        }
+        (*sc).busy = true;
+        /// Clears `busy` however the run ends (a helper's panic resumes
+        /// through here).
+        struct Busy(*mut uxdp_vm::NativeScratch);
+        impl Drop for Busy {
+            fn drop(&mut self) {
+                // SAFETY: as above.
+                unsafe { (*self.0).busy = false }
+            }
+        }
+        let _busy = Busy(sc);
+        f(&mut *ctx)
     }
 }

@@ -93,6 +93,24 @@ pub(crate) struct Ctx {
     pub src: [Region; INLINE_REGIONS],
     /// The program whose shared region the cache slot may hold.
     pub cache_prog: *const Program,
+    /// Chain runs: the link running now (written by the chain code before
+    /// each program; 0 otherwise).
+    pub cur: u64,
+    /// Chain runs: the link the machine was last switched to
+    /// ([`Ctx::sync`]); equal to `cur` outside chain runs.
+    pub switched: u64,
+    /// Chain runs: how to switch the machine to another link (null
+    /// otherwise; only read when `cur != switched`).
+    pub chain: *mut crate::chain::Switcher<'static>,
+    /// Chain runs: the budget each program starts with.
+    pub budget0: u64,
+    /// Chain runs: r1 (the context) and r10 (the frame pointer) of every
+    /// program.
+    pub chain_r1: u64,
+    pub chain_fp: u64,
+    /// Chain runs that count: byte offset of this thread's shard in every
+    /// link's counters.
+    pub stats_off: u64,
 }
 
 /// [`uxdp_vm::NativeScratch::tag`] of a scratch block holding a [`Ctx`].
@@ -118,6 +136,11 @@ pub(crate) const C_ADDR: i32 = off!(addr);
 pub(crate) const C_SAVED_RSP: i32 = off!(saved_rsp);
 pub(crate) const C_R0: i32 = off!(r0);
 pub(crate) const C_TAIL_REGS: i32 = off!(tail_regs);
+pub(crate) const C_CUR: i32 = off!(cur);
+pub(crate) const C_BUDGET0: i32 = off!(budget0);
+pub(crate) const C_CHAIN_R1: i32 = off!(chain_r1);
+pub(crate) const C_CHAIN_FP: i32 = off!(chain_fp);
+pub(crate) const C_STATS_OFF: i32 = off!(stats_off);
 
 /// Offset of region `slot`'s start.
 pub(crate) const fn region_start(slot: usize) -> i32 {
@@ -168,6 +191,13 @@ impl Ctx {
             panic: None,
             src,
             cache_prog: m.program() as *const Program,
+            cur: 0,
+            switched: 0,
+            chain: core::ptr::null_mut(),
+            budget0: 0,
+            chain_r1: 0,
+            chain_fp: 0,
+            stats_off: 0,
         }
     }
 
@@ -187,6 +217,31 @@ impl Ctx {
         self.cpu = m.cpu as u64;
         self.status = ST_OK;
         self.machine = (m as *mut Machine<'_>).cast::<Machine<'static>>();
+        self.cur = 0;
+        self.switched = 0;
+    }
+
+    /// Before Rust code looks at the machine from inside a chain run:
+    /// switches it to the link running now if it is not there yet.
+    #[inline(always)]
+    pub(crate) fn sync(&mut self) {
+        if self.cur != self.switched {
+            self.switch_link();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_link(&mut self) {
+        self.switched = self.cur;
+        let cur = self.cur as usize;
+        let budget = self.budget;
+        // SAFETY: `chain` is set for the whole chain run whenever `cur`
+        // can differ from `switched` (see `NativeChain::run`).
+        let sw = unsafe { &mut *self.chain };
+        let m = self.machine();
+        m.budget = budget;
+        sw.switch(m, cur);
     }
 
     /// Brings the inline table up to date with the machine's first per-run
@@ -253,6 +308,7 @@ impl Ctx {
     /// helpers known not to change the per-run regions).
     #[inline(always)]
     fn call_helper<const REFRESH: bool>(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
+        self.sync();
         let pc = self.pc as usize;
         self.budget -= 1;
         if self.budget == 0 {
@@ -313,6 +369,7 @@ pub(crate) extern "sysv64" fn helper_tramp_keep(ctx: *mut Ctx, a1: u64, a2: u64,
 pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
     // SAFETY: generated code passes its own context block.
     let ctx = unsafe { &mut *ctx };
+    ctx.sync();
     let id = ctx.arg;
     let pc = ctx.pc as usize;
     let h = ctx.machine().program().helpers().get(id);
@@ -327,6 +384,7 @@ pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u
 pub(crate) extern "sysv64" fn tail_tramp(ctx: *mut Ctx) -> u64 {
     // SAFETY: generated code passes its own context block.
     let ctx = unsafe { &mut *ctx };
+    ctx.sync();
     let t = ctx.tail_regs.as_ptr().cast::<u64>();
     let mut regs = [0u64; 11];
     for i in [1, 6, 7, 8, 9, 10] {
@@ -368,6 +426,7 @@ pub(crate) extern "sysv64" fn tail_tramp(ctx: *mut Ctx) -> u64 {
 pub(crate) extern "sysv64" fn ld_legacy_tramp(ctx: *mut Ctx) -> u64 {
     // SAFETY: generated code passes its own context block.
     let ctx = unsafe { &mut *ctx };
+    ctx.sync();
     let code = (ctx.arg2 >> 32) as u8;
     let imm = ctx.arg2 as u32 as i32;
     let pc = ctx.pc as usize;
@@ -403,6 +462,7 @@ pub(crate) extern "sysv64" fn ld_legacy_tramp(ctx: *mut Ctx) -> u64 {
 pub(crate) extern "sysv64" fn slow_check(ctx: *mut Ctx, addr: u64, info: u64) -> u64 {
     // SAFETY: generated code passes its own context block.
     let ctx = unsafe { &mut *ctx };
+    ctx.sync();
     let size = info & 0xf;
     let write = (info >> 4) & 1 != 0;
     let mem = &ctx.machine().mem;

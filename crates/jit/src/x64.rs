@@ -33,6 +33,8 @@ pub(crate) struct Code {
     pub stub_addr: usize,
     /// Address of the code of slot 0.
     pub main_addr: usize,
+    /// Whether checked accesses consult the shared-region cache slot.
+    pub uses_cache: bool,
 }
 
 impl Code {
@@ -896,6 +898,7 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, Jit
     // Regions of 2 GiB or more do not fit the compare's immediate.
     let sh = prog.shared_regions();
     let shared = (sh.len() <= MAX_CONST_SHARED && sh.iter().all(|r| r.len <= i32::MAX as u64)).then(|| sh.to_vec());
+    let uses_cache = shared.is_none();
     let mut g = Gen {
         a,
         labels,
@@ -924,5 +927,148 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, Jit
     let buf = g.a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
     let stub_addr = buf.ptr(stub) as usize;
     let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
-    Ok(Code { buf, entries, stub_addr, main_addr })
+    Ok(Code { buf, entries, stub_addr, main_addr, uses_cache })
+}
+
+/// One program of a chain, as the chain code calls it.
+pub(crate) struct LinkSpec {
+    /// Address of the program's code for slot 0.
+    pub main: usize,
+    /// Chain-call actions: the next link runs iff bit `ret % 32` is set.
+    pub mask: u32,
+    /// Registers to zero before the call ([`crate::entry::entry_reads`]).
+    pub zero: u16,
+    /// Whether the program's code uses the shared-region cache slot, which
+    /// then must not carry another program's region in.
+    pub clear_cache: bool,
+    /// Address of the link's counter 0 in shard 0 (0: no counters).
+    pub counters: u64,
+}
+
+/// Machine code running a chain of programs: two functions
+/// `fn(ctx, r1, fp, start) -> 0 | 1 | 2`, one that counts runs per return
+/// value and one that does not. `start` is the address of a link's entry
+/// inside the function ([`ChainCode::links`]) or 0 for the first.
+/// Returns 0 when link `ctx.cur` ended the chain with `ctx.r0`, 2 when
+/// every link asked for the next one, 1 when link `ctx.cur` left through
+/// its error exit.
+pub(crate) struct ChainCode {
+    pub _buf: ExecutableBuffer,
+    /// Entry of the whole function (plain, counting).
+    pub entry: [usize; 2],
+    /// Per link, the address to resume at (plain, counting).
+    pub links: Vec<[usize; 2]>,
+}
+
+/// The registers of eBPF r0-r9 as x86 register numbers (r1 excluded by
+/// callers: it is always set).
+fn zero_reg(a: &mut Assembler, r: u8) {
+    dynasm!(a ; .arch x64 ; xor Rd(r), Rd(r));
+}
+
+/// Compiles the chain code for `links`; a return value at or above
+/// `other` is counted in counter `other`.
+pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode, JitError> {
+    let mut a = Assembler::new().map_err(codegen)?;
+    let mut entry = [AssemblyOffset(0); 2];
+    let mut link_offs: Vec<[Option<DynamicLabel>; 2]> = vec![[None, None]; links.len()];
+    for (v, counting) in [false, true].into_iter().enumerate() {
+        let stop = a.new_dynamic_label();
+        let done = a.new_dynamic_label();
+        entry[v] = a.offset();
+        let first = a.new_dynamic_label();
+        dynasm!(a
+            ; .arch x64
+            ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
+            ; mov r12, rdi
+            ; mov [r12 + C_SAVED_RSP], rsp
+            ; mov [r12 + C_CHAIN_R1], rsi
+            ; mov [r12 + C_CHAIN_FP], rdx
+            ; mov rax, [r12 + C_BUDGET]
+            ; mov [r12 + C_BUDGET0], rax
+            ; test rcx, rcx
+            ; jz =>first
+            ; jmp rcx
+        );
+        for (i, l) in links.iter().enumerate() {
+            let at = a.new_dynamic_label();
+            link_offs[i][v] = Some(at);
+            dynasm!(a
+                ; .arch x64
+                ; =>at
+                ; mov rax, [r12 + C_BUDGET0]
+                ; mov [r12 + C_BUDGET], rax
+            );
+            if i == 0 {
+                dynasm!(a ; .arch x64 ; =>first);
+            }
+            dynasm!(a ; .arch x64 ; mov QWORD [r12 + C_CUR], i as i32);
+            if l.clear_cache {
+                for size in [1, 2, 4, 8] {
+                    for write in [false, true] {
+                        dynasm!(a ; .arch x64 ; mov QWORD [r12 + region_lim(CACHE_SLOT, size, write)], 0);
+                    }
+                }
+            }
+            dynasm!(a
+                ; .arch x64
+                ; mov rsi, [r12 + C_CHAIN_R1]
+                ; mov rbp, [r12 + C_CHAIN_FP]
+            );
+            for r in (0..10u8).filter(|&r| r != 1 && l.zero & (1 << r) != 0) {
+                zero_reg(&mut a, REG[r as usize]);
+            }
+            dynasm!(a
+                ; .arch x64
+                ; mov r11, QWORD l.main as i64
+                ; call r11
+            );
+            if counting && l.counters != 0 {
+                dynasm!(a
+                    ; .arch x64
+                    ; mov r10, QWORD l.counters as i64
+                    ; add r10, [r12 + C_STATS_OFF]
+                    ; mov r11d, other as i32
+                    ; cmp eax, other as i32
+                    ; cmovb r11d, eax
+                    ; add QWORD [r10 + r11 * 8], 1
+                );
+            }
+            dynasm!(a
+                ; .arch x64
+                ; mov r11d, l.mask as i32
+                ; bt r11d, eax
+                ; jnc =>stop
+            );
+        }
+        if links.is_empty() {
+            dynasm!(a ; .arch x64 ; =>first);
+        }
+        dynasm!(a
+            ; .arch x64
+            ; mov [r12 + C_R0], rax
+            ; mov eax, 2
+            ; jmp =>done
+            ; =>stop
+            ; mov [r12 + C_R0], rax
+            ; xor eax, eax
+            ; =>done
+            ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbx ; pop rbp
+            ; ret
+        );
+    }
+    a.commit().map_err(codegen)?;
+    let mut offs = Vec::with_capacity(links.len());
+    for l in &link_offs {
+        let mut o = [AssemblyOffset(0); 2];
+        for v in 0..2 {
+            let label = l[v].ok_or_else(|| JitError::Codegen("chain link without a label".into()))?;
+            o[v] = a.labels().resolve_dynamic(label).map_err(codegen)?;
+        }
+        offs.push(o);
+    }
+    let buf = a.finalize().map_err(|_| JitError::Codegen("finalizing the chain code buffer failed".into()))?;
+    let entry = [buf.ptr(entry[0]) as usize, buf.ptr(entry[1]) as usize];
+    let links = offs.iter().map(|o| [buf.ptr(o[0]) as usize, buf.ptr(o[1]) as usize]).collect();
+    Ok(ChainCode { _buf: buf, entry, links })
 }

@@ -31,6 +31,12 @@ pub trait NativeCode: Send + Sync + std::panic::RefUnwindSafe + std::panic::Unwi
     /// exactly as the interpreter reports them (same error, same `pc`), and
     /// [`Machine::budget`] must be decremented as the interpreter does.
     fn run(&self, m: &mut Machine<'_>, entry: usize, regs: &[u64; 11], depth: usize) -> Result<u64, VmError>;
+
+    /// The code as [`Any`], for embedders that know its concrete type
+    /// (e.g. to link several programs' code together); `None` by default.
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
 }
 
 /// Words of [`NativeScratch::block`].
@@ -211,6 +217,19 @@ impl<'a> Machine<'a> {
     #[inline]
     pub fn native_scratch(&mut self) -> *mut NativeScratch {
         self.scratch
+    }
+
+    /// Makes `prog` the program this machine runs from now on, as a new
+    /// machine for it would start: its shared regions, no tail call made or
+    /// pending. For native code that runs several programs in one entry
+    /// (a chain of programs on one hook); the per-run regions, the
+    /// environment and the stack stay.
+    pub fn switch_program(&mut self, prog: &'a Program) {
+        self.prog = prog;
+        self.mem = Memory::clone_with_shared(&self.mem, &prog.regions);
+        self.tail_call = None;
+        self.tail_calls = 0;
+        self.pc = 0;
     }
 
     /// The program currently executing (changes with tail calls).
