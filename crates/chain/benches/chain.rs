@@ -4,7 +4,9 @@
 //! statistics, and the kernel running a tail-call chain of the same length
 //! (`TailCallChain`, up to its 32-program limit) in the same run.
 //!
-//! `cargo bench -p uxdp-chain --bench chain` (add `-- --quick` for a short run).
+//! `cargo bench -p uxdp-chain --bench chain` (add `-- --quick` for a short
+//! run, `-- --interpreter` to run the programs on the interpreter instead of
+//! the JIT).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -94,6 +96,11 @@ fn main() {
 
     let helpers = Arc::new(uxdp_xdp::helpers::xdp_helpers());
     let program = Arc::new(Program::load(&pass_insns(), &LoadOptions::new(helpers)).expect("pass program"));
+    // The JIT is the default engine; `--interpreter` measures the other.
+    let interpreter = std::env::args().any(|a| a == "--interpreter");
+    if !interpreter {
+        uxdp_jit::attach(&program).expect("JIT");
+    }
     let (maps, progs) = (Arc::new(MapTable::default()), Arc::new(ProgTable::default()));
     // `Runner::new` wants an object; any will do (a hook switches the runner
     // to each entry's tables, and the bare runs below use the same ones).
@@ -115,7 +122,10 @@ fn main() {
     let kernel = kernel();
     let kernel_bare = kernel.as_ref().map_err(|e| e.clone()).and_then(|k| k.bare(&pkt, krepeat));
 
-    println!("uxdp-chain benchmark: pass-through programs, 64-byte packet, best of {rounds} interleaved rounds");
+    let engine = if interpreter { "interpreter" } else { "JIT" };
+    println!(
+        "uxdp-chain benchmark: pass-through programs on the {engine}, 64-byte packet, best of {rounds} interleaved rounds"
+    );
     println!("uxdp: Runner::load (not in the figures below) {load_only:.1} ns per packet");
     match &kernel_bare {
         Ok(ns) => println!("kernel: one XDP_PASS program via BPF_PROG_TEST_RUN {ns:.0} ns/run (harness included)"),

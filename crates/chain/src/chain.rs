@@ -1,9 +1,10 @@
 //! Immutable chain snapshots and the per-packet run loop.
 
 use crate::program::ChainProgram;
-use crate::stats::{sample_now, thread_slot, ticks, Counters};
+use crate::stats::{sample_now, thread_slot, ticks, Counters, NATIVE_LAYOUT};
 use crate::{EntryId, XDP_PASS};
 use std::sync::Arc;
+use uxdp_jit::{ChainLink, ChainOutcome, NativeChain};
 use uxdp_vm::Program;
 use uxdp_xdp::{MapTable, ProgTable, RunError, Runner};
 
@@ -63,6 +64,8 @@ impl Entry {
 pub struct Chain {
     pub(crate) revision: u64,
     pub(crate) entries: Vec<Entry>,
+    /// The whole chain as native code, when every program has JIT code.
+    native: Option<NativeChain>,
 }
 
 /// The outcome of one packet through a chain, without the output packet
@@ -101,15 +104,19 @@ pub struct ChainRun {
 /// Receives every step of a run; the fast path uses `()`, which compiles
 /// to nothing.
 pub(crate) trait StepSink {
+    /// Whether the native chain may run (it reports no steps).
+    const NATIVE: bool;
     fn step(&mut self, id: EntryId, retval: u32);
 }
 
 impl StepSink for () {
+    const NATIVE: bool = true;
     #[inline(always)]
     fn step(&mut self, _: EntryId, _: u32) {}
 }
 
 impl StepSink for Vec<Step> {
+    const NATIVE: bool = false;
     fn step(&mut self, id: EntryId, retval: u32) {
         self.push(Step { id, retval });
     }
@@ -117,7 +124,7 @@ impl StepSink for Vec<Step> {
 
 impl Chain {
     pub(crate) fn empty() -> Chain {
-        Chain { revision: 0, entries: Vec::new() }
+        Chain { revision: 0, entries: Vec::new(), native: None }
     }
 
     /// A snapshot of `entries` at `revision`.
@@ -128,7 +135,31 @@ impl Chain {
             e.switch_tables = prev != Some(cur);
             prev = Some(cur);
         }
-        Chain { revision, entries }
+        let native = Self::compile(&entries);
+        Chain { revision, entries, native }
+    }
+
+    /// The native form of `entries`: `None` if a program has no JIT code
+    /// (interpreted programs run through [`Runner::exec`]) or the code
+    /// could not be generated.
+    fn compile(entries: &[Entry]) -> Option<NativeChain> {
+        if entries.is_empty() || entries.iter().any(|e| e.program.native().is_none()) {
+            return None;
+        }
+        let links: Vec<ChainLink<'_>> = entries
+            .iter()
+            .map(|e| ChainLink { program: &e.program, mask: e.mask, counters: Some(e.stats.native_base()) })
+            .collect();
+        // SAFETY: each `counters` points at an entry's `Counters`, whose
+        // shards have NATIVE_LAYOUT; the entries (and their `Arc<Counters>`)
+        // live in the same `Chain` as the native code, and a shard is only
+        // counted into by the thread that owns it.
+        unsafe { NativeChain::new(&links, Some(NATIVE_LAYOUT)) }.ok()
+    }
+
+    /// Whether packets run through the chain in one native entry.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
     }
 
     /// This snapshot's revision.
@@ -168,14 +199,66 @@ impl Chain {
         hook_stats: &Counters,
         sink: &mut S,
     ) -> Result<Verdict, RunError> {
+        let level = match level {
+            0..=2 => level,
+            _ if sample_now() => 2,
+            _ => 1,
+        };
+        if level == 0 && self.entries.len() == 1 {
+            return self.exec_single(runner, sink);
+        }
+        if S::NATIVE && level < 2 {
+            if let Some(n) = &self.native {
+                if let Some(v) = self.exec_native(n, runner, level, hook_stats) {
+                    return v;
+                }
+            }
+        }
         match level {
-            0 if self.entries.len() == 1 => self.exec_single(runner, sink),
             0 => self.exec_with::<S, 0>(runner, hook_stats, sink),
             1 => self.exec_with::<S, 1>(runner, hook_stats, sink),
-            2 => self.exec_with::<S, 2>(runner, hook_stats, sink),
-            _ if sample_now() => self.exec_with::<S, 2>(runner, hook_stats, sink),
-            _ => self.exec_with::<S, 1>(runner, hook_stats, sink),
+            _ => self.exec_with::<S, 2>(runner, hook_stats, sink),
         }
+    }
+
+    /// The chain in one native entry (levels 0 and 1; `None` for a thread
+    /// counting in the shared overflow shard, which takes the Rust path).
+    #[inline]
+    fn exec_native(
+        &self,
+        native: &NativeChain,
+        runner: &mut Runner,
+        level: u8,
+        hook_stats: &Counters,
+    ) -> Option<Result<Verdict, RunError>> {
+        let slot = if level > 0 {
+            let s = thread_slot();
+            if s >= NATIVE_LAYOUT.shards {
+                return None;
+            }
+            Some(s)
+        } else {
+            None
+        };
+        let entries = &self.entries;
+        let out = runner.exec_chain(native, slot, &|i| (&entries[i].maps, &entries[i].prog_table));
+        let r = match out {
+            ChainOutcome::Stopped { at, retval } => Ok(Verdict { retval, ran: at + 1, revision: self.revision }),
+            ChainOutcome::Completed => Ok(Verdict { retval: XDP_PASS, ran: entries.len(), revision: self.revision }),
+            ChainOutcome::Fault { at, error } => {
+                if let Some(s) = slot {
+                    entries[at].stats.count_error(s);
+                }
+                Err(RunError::Fault(error))
+            }
+        };
+        if let Some(s) = slot {
+            match &r {
+                Ok(v) => hook_stats.count(s, v.retval),
+                Err(_) => hook_stats.count_error(s),
+            }
+        }
+        Some(r)
     }
 
     /// A one-program chain without statistics: the common case, kept

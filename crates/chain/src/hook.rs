@@ -249,6 +249,14 @@ impl Hook {
         self.current.load().exec(runner, level, &self.totals, &mut ())
     }
 
+    /// Whether [`Hook::exec`] runs the current chain in one native entry
+    /// (every program has JIT code); [`Hook::run`], which reports each
+    /// program's step, and timed statistics always take the per-program
+    /// path.
+    pub fn runs_natively(&self) -> bool {
+        self.current.load().is_native()
+    }
+
     /// A per-thread reader: like [`Hook::exec`]/[`Hook::run`], but it keeps
     /// the snapshot it last used and re-loads only when the hook's pointer
     /// changed (one relaxed load and a compare per packet instead of

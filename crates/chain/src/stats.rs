@@ -141,7 +141,22 @@ impl Default for Counters {
     }
 }
 
+/// Where native chain code counts runs in a [`Counters`]: counter
+/// `min(ret, OTHER)` of the thread's owned shard (threads on the shared
+/// overflow shard take the Rust path, which updates it atomically).
+pub(crate) const NATIVE_LAYOUT: uxdp_jit::CounterLayout =
+    uxdp_jit::CounterLayout { shards: THREAD_SHARDS, shard_stride: core::mem::size_of::<Shard>(), other: OTHER as u32 };
+const _: () = assert!(ACTIONS == OTHER, "native counting maps return values >= OTHER to OTHER");
+
 impl Counters {
+    /// Counter 0 of shard 0, where native chain code counts (see
+    /// [`NATIVE_LAYOUT`]). The counters are `AtomicU64`s: native code
+    /// updates a shard only from the thread that owns it, with one plain
+    /// 8-byte add, exactly as [`Counters::add`] does for owned shards.
+    pub(crate) fn native_base(&self) -> core::ptr::NonNull<u64> {
+        core::ptr::NonNull::from(&self.shards[0].0[0]).cast::<u64>()
+    }
+
     /// Zeroed counters.
     pub fn new() -> Counters {
         Counters { shards: (0..=THREAD_SHARDS).map(|_| Shard::default()).collect() }

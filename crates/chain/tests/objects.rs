@@ -237,6 +237,7 @@ fn kernel_runs_the_same_chain() {
     let pcap = corpus("pcaps/pcpp__many-protocols.pcap");
     let packets = uxdp_cbpf::capture::read_capture(&pcap).expect("capture");
     let mut r = uxdp_xdp::Runner::new(&b.chain).unwrap();
+    assert!(hook.runs_natively(), "every program has JIT code: the chain runs in one native entry");
     let (mut compared, mut verdicts) = (0, [0usize; 5]);
     let frames: Vec<Vec<u8>> = synthetic().into_iter().chain(packets.into_iter().take(300).map(|p| p.data)).collect();
     for (i, data) in frames.iter().enumerate() {
@@ -250,6 +251,12 @@ fn kernel_runs_the_same_chain() {
                 assert_eq!(o.output.data, k.data_out, "packet {i}: output bytes");
                 assert_eq!(o.steps.iter().map(|s| s.retval).collect::<Vec<_>>(), k.steps, "packet {i}: steps");
                 assert_eq!((o.verdict.retval, &o.output.data), (t.retval, &t.data_out), "packet {i}: dispatcher");
+                // The native chain (Hook::exec) gives the same verdict,
+                // after the same programs, with the same output.
+                r.load(&TestInput::new(data, None).unwrap()).unwrap();
+                let v = hook.exec(&mut r).unwrap_or_else(|e| panic!("packet {i}: native chain: {e}"));
+                assert_eq!((v.retval, v.ran), (o.verdict.retval, o.steps.len()), "packet {i}: native chain verdict");
+                assert_eq!(r.output(v.retval).data, o.output.data, "packet {i}: native chain output");
                 compared += 1;
                 verdicts[(o.verdict.retval as usize).min(4)] += 1;
             }

@@ -22,6 +22,17 @@ fn run_tags(hook: &Hook) -> (u32, Vec<u8>) {
     let run = hook.run(&mut r, &TestInput::new(&PKT, None).unwrap()).unwrap();
     assert_eq!(run.output.retval, run.verdict.retval);
     assert_eq!(run.steps.len(), run.verdict.ran);
+    // The native chain (Hook::exec) agrees with the per-program path (not
+    // counted, so that the callers' statistics see one run).
+    let level = hook.stats_level();
+    hook.set_stats_level(StatsLevel::Off);
+    let mut n = runner();
+    n.load(&TestInput::new(&PKT, None).unwrap()).unwrap();
+    let v = hook.exec(&mut n).unwrap();
+    hook.set_stats_level(level);
+    assert!(hook.runs_natively());
+    assert_eq!((v.retval, v.ran, v.revision), (run.verdict.retval, run.verdict.ran, run.verdict.revision));
+    assert_eq!(n.output(v.retval).data, run.output.data);
     (run.verdict.retval, tags(&run.output.data))
 }
 
@@ -143,6 +154,73 @@ fn a_fault_ends_the_chain_with_the_error() {
     // A refused input (metadata offsets the kernel rejects) is a hook error too.
     let ctx = uxdp_xdp::XdpMd { data: 4, data_end: 3, ..Default::default() };
     assert!(TestInput::new(&PKT[..3], Some(&ctx)).is_err());
+}
+
+#[test]
+fn native_chain_counts_like_the_per_program_path() {
+    // Two hooks with the same chain: one driven per program (Hook::run),
+    // one natively (Hook::exec), over packets that end the chain at
+    // different entries (the first byte picks the verdict of "pick").
+    let pick = program(
+        "pick",
+        &[
+            // r2 = data; r3 = data_end; r0 = 2; if data + 1 <= data_end: r0 = *data
+            uxdp_isa::Insn::new(0x61, 2, 1, 0, 0),
+            uxdp_isa::Insn::new(0x61, 3, 1, 4, 0),
+            uxdp_isa::Insn::new(0xb7, 0, 0, 0, 2),
+            uxdp_isa::Insn::new(0xbf, 4, 2, 0, 0),
+            uxdp_isa::Insn::new(0x07, 4, 0, 0, 1),
+            uxdp_isa::Insn::new(0x2d, 4, 3, 1, 0),
+            uxdp_isa::Insn::new(0x71, 0, 2, 0, 0),
+            uxdp_isa::Insn::new(0x95, 0, 0, 0, 0),
+        ],
+        RunConfig::default(),
+    );
+    let build = || {
+        let h = Hook::new("h");
+        h.attach(tag_program("first", 1, 2), prio(1), None).unwrap();
+        h.attach(
+            pick.clone(),
+            AttachOptions { priority: Some(2), actions: Some(1 << 2 | 1 << 3), ..Default::default() },
+            None,
+        )
+        .unwrap();
+        let tx_continues = AttachOptions { priority: Some(3), actions: Some(1 << XDP_TX), ..Default::default() };
+        h.attach(tag_program("tx", 2, XDP_TX as i32), tx_continues, None).unwrap();
+        h.attach(fault_program("bad"), prio(4), None).unwrap();
+        h
+    };
+    let (per_program, native) = (build(), build());
+    assert!(native.runs_natively());
+    let (mut r1, mut r2) = (runner(), runner());
+    for first in [2u8, 1, 3, 77, 0, 2, 3, 1] {
+        let mut pkt = PKT;
+        pkt[0] = first;
+        let input = TestInput::new(&pkt, None).unwrap();
+        let a = per_program.run(&mut r1, &input).map(|o| o.verdict);
+        r2.load(&input).unwrap();
+        let b = native.exec(&mut r2);
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!((a.retval, a.ran), (b.retval, b.ran), "first byte {first}");
+                assert_eq!(r1.output(a.retval).data, r2.output(b.retval).data);
+            }
+            (Err(RunError::Fault(a)), Err(RunError::Fault(b))) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("first byte {first}: per program {a:?}, native {b:?}"),
+        }
+    }
+    let (s1, s2) = (per_program.status(), native.status());
+    for (e1, e2) in s1.entries.iter().zip(&s2.entries) {
+        let (a, b) = (&e1.stats, &e2.stats);
+        assert_eq!((a.packets, a.actions, a.other, a.errors), (b.packets, b.actions, b.other, b.errors));
+    }
+    assert_eq!(s1.totals.actions, s2.totals.actions);
+    assert_eq!((s1.totals.packets, s1.totals.errors), (s2.totals.packets, s2.totals.errors));
+    // Bytes 2 and 3 continue past "pick" and "tx" into the fault; 77 is
+    // an "other" return value.
+    assert_eq!(s2.entries[3].stats.errors, 4);
+    assert_eq!(s2.entries[1].stats.other, 1);
+    assert_eq!(s2.totals.errors, 4);
 }
 
 #[test]

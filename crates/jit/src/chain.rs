@@ -131,10 +131,14 @@ impl NativeChain {
                     .and_then(|n| n.as_any())
                     .and_then(|a| a.downcast_ref::<crate::JitProgram>())
                     .ok_or_else(|| JitError::Unsupported { pc: 0, what: format!("chain link {i} without JIT code") })?;
+                let inline =
+                    (!jp.code.leaves && l.program.functions().len() <= 1).then(|| (&**l.program, jp.proven.as_deref()));
                 specs.push(crate::x64::LinkSpec {
+                    inline,
                     main: jp.code.main_addr,
                     mask: l.mask,
-                    zero: jp.zero,
+                    needs: jp.needs,
+                    leaves: jp.code.leaves,
                     clear_cache: jp.code.uses_cache,
                     counters: l.counters.map_or(0, |p| p.as_ptr() as u64),
                 });
@@ -153,6 +157,11 @@ impl NativeChain {
             let _ = layout;
             Err(JitError::Unavailable)
         }
+    }
+
+    /// The program of link `i`.
+    pub fn program(&self, i: usize) -> Option<&Arc<Program>> {
+        self.programs.get(i)
     }
 
     /// Number of links.

@@ -7,12 +7,13 @@
 
 use uxdp_vm::{Program, OP_CALL_LOCAL, OP_NONE};
 
-/// Every register the entry must zero when nothing better is known: r0
-/// and r2-r9 (r1 and r10 are always set).
-pub(crate) const ALL: u16 = 0b11_1111_1101;
+/// Every register r0-r10 (bit i = ri): what a program needs set at entry
+/// when nothing better is known.
+pub(crate) const ALL: u16 = 0b111_1111_1111;
 
-/// Registers (bit i = ri, among r0 and r2-r9) that some path from the
-/// program's first instruction reads before writing. Programs with local
+/// Registers (bit i = ri) that some path from the program's first
+/// instruction reads before writing: r1 and r10 must then be loaded (the
+/// context, the frame pointer), the others zeroed. Programs with local
 /// calls or `callx` get [`ALL`] (the analysis does not follow calls).
 pub(crate) fn entry_reads(prog: &Program) -> u16 {
     let ops = prog.ops();
@@ -26,7 +27,7 @@ pub(crate) fn entry_reads(prog: &Program) -> u16 {
     if n == 0 {
         return ALL;
     }
-    def[0] = Some(1 << 1 | 1 << 10);
+    def[0] = Some(0);
     let mut need = 0u16;
     while let Some(pc) = work.pop() {
         let Some(d) = def[pc] else { continue };
@@ -130,10 +131,13 @@ mod tests {
     fn reads_on_one_path_count() {
         // r3 is written only on the fall-through path but read on both.
         let p = prog("jeq %r1, 0, +1\nmov %r3, 1\nmov %r0, %r3\nexit");
-        assert_eq!(entry_reads(&p), 1 << 3);
+        assert_eq!(entry_reads(&p), 1 << 3 | 1 << 1);
         // Here the taken path skips the write of r0 and reaches the exit.
         let p = prog("jeq %r1, 0, +2\nmov %r3, 1\nmov %r0, %r3\nexit");
-        assert_eq!(entry_reads(&p), 1 << 0);
+        assert_eq!(entry_reads(&p), 1 << 0 | 1 << 1);
+        // The frame pointer, read through a store, and r1 overwritten first.
+        let p = prog("mov %r1, 0\nstxdw [%r10-8], %r1\nmov %r0, 2\nexit");
+        assert_eq!(entry_reads(&p), 1 << 10);
     }
 
     #[test]

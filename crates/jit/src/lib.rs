@@ -231,7 +231,11 @@ pub struct JitProgram {
     insns: usize,
     /// Registers the program may read before writing them.
     #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
-    zero: u16,
+    needs: u16,
+    /// The proven accesses it was compiled with (to compile it again into
+    /// chain code).
+    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+    proven: Option<Box<[bool]>>,
 }
 
 impl core::fmt::Debug for JitProgram {
@@ -265,7 +269,12 @@ pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitE
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
         let code = x64::compile(prog, opts)?;
-        Ok(JitProgram { code, insns: prog.ops().len(), zero: entry::entry_reads(prog) })
+        Ok(JitProgram {
+            code,
+            insns: prog.ops().len(),
+            needs: entry::entry_reads(prog),
+            proven: opts.proven.map(Into::into),
+        })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
     Err(JitError::Unavailable)

@@ -35,6 +35,9 @@ pub(crate) struct Code {
     pub main_addr: usize,
     /// Whether checked accesses consult the shared-region cache slot.
     pub uses_cache: bool,
+    /// Whether the code may leave through the error exit, call into Rust
+    /// or use the budget; code that cannot only computes r0.
+    pub leaves: bool,
 }
 
 impl Code {
@@ -91,7 +94,7 @@ enum Cond {
 }
 
 struct Gen<'p> {
-    a: Assembler,
+    a: &'p mut Assembler,
     labels: Vec<DynamicLabel>,
     error_exit: DynamicLabel,
     slow_stub: DynamicLabel,
@@ -109,6 +112,10 @@ struct Gen<'p> {
     /// after the per-run slots when there are few of them (`None`: use the
     /// cache slot instead).
     shared: Option<Vec<Region>>,
+    /// Some generated code calls into Rust.
+    called_rust: bool,
+    /// Inlined into chain code: `exit` jumps here instead of returning.
+    exit_to: Option<DynamicLabel>,
 }
 
 /// Most shared regions checked with constants at each access.
@@ -208,6 +215,7 @@ impl Gen<'_> {
     /// Calls `f(ctx, r1..r5)` keeping r1-r5 (the interpreter leaves them
     /// untouched across calls); the result lands in rax (r0).
     fn call_rust(&mut self, f: usize) {
+        self.called_rust = true;
         dynasm!(self.a
             ; .arch x64
             ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11
@@ -618,7 +626,10 @@ impl Gen<'_> {
                     ; sub QWORD [r12 + C_DEPTH], 1
                 );
             }
-            0x95 => a!(ret),
+            0x95 => match self.exit_to {
+                Some(l) => a!(jmp =>l),
+                None => a!(ret),
+            },
             // Second slot of `lddw`: the first slot's code falls through it,
             // and validation guarantees nothing jumps here.
             OP_NONE => {}
@@ -835,9 +846,42 @@ fn inline_lookups(prog: &Program, resolve: Option<ArrayResolver<'_>>) -> Vec<Opt
     out
 }
 
+impl<'p> Gen<'p> {
+    /// A generator for `prog` emitting into `a`, with one label per slot.
+    fn new(
+        a: &'p mut Assembler,
+        prog: &Program,
+        opts: &JitOptions<'p>,
+        labels: Vec<DynamicLabel>,
+        error_exit: DynamicLabel,
+        slow_stub: DynamicLabel,
+    ) -> Gen<'p> {
+        let r10_trusted = !prog.ops().iter().any(|o| {
+            matches!(o.code, 0xc3 | 0xdb) && o.src == 10 && o.imm as i32 & uxdp_isa::opcode::atomic::FETCH != 0
+        });
+        let lookups = inline_lookups(prog, opts.array_lookup);
+        // Regions of 2 GiB or more do not fit the compare's immediate.
+        let sh = prog.shared_regions();
+        let shared = (sh.len() <= MAX_CONST_SHARED && sh.iter().all(|r| r.len <= i32::MAX as u64)).then(|| sh.to_vec());
+        Gen {
+            a,
+            labels,
+            error_exit,
+            slow_stub,
+            deferred: Vec::new(),
+            proven: opts.proven,
+            r10_trusted,
+            lookups,
+            keeps_regions: opts.keeps_regions,
+            shared,
+            called_rust: false,
+            exit_to: None,
+        }
+    }
+}
+
 /// Compiles `prog` to machine code.
 pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, JitError> {
-    let proven = opts.proven;
     let n = prog.ops().len();
     if n >= (i32::MAX as usize) >> 8 {
         return Err(JitError::Unsupported { pc: 0, what: format!("a program of {n} instructions") });
@@ -890,54 +934,46 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, Jit
         ; test r10, r10
         ; ret
     );
-    let r10_trusted = !prog
-        .ops()
-        .iter()
-        .any(|o| matches!(o.code, 0xc3 | 0xdb) && o.src == 10 && o.imm as i32 & uxdp_isa::opcode::atomic::FETCH != 0);
-    let lookups = inline_lookups(prog, opts.array_lookup);
-    // Regions of 2 GiB or more do not fit the compare's immediate.
-    let sh = prog.shared_regions();
-    let shared = (sh.len() <= MAX_CONST_SHARED && sh.iter().all(|r| r.len <= i32::MAX as u64)).then(|| sh.to_vec());
-    let uses_cache = shared.is_none();
-    let mut g = Gen {
-        a,
-        labels,
-        error_exit,
-        slow_stub,
-        deferred: Vec::new(),
-        proven,
-        r10_trusted,
-        lookups,
-        keeps_regions: opts.keeps_regions,
-        shared,
-    };
+    let mut g = Gen::new(&mut a, prog, opts, labels, error_exit, slow_stub);
+    let uses_cache = g.shared.is_none();
     for pc in 0..n {
         let l = g.labels[pc];
         dynasm!(g.a ; .arch x64 ; =>l);
         g.insn(prog, pc)?;
     }
+    let leaves = g.called_rust || !g.deferred.is_empty();
     g.emit_deferred();
-    g.a.commit().map_err(codegen)?;
+    let labels = g.labels;
+    a.commit().map_err(codegen)?;
     let mut entries = Vec::new();
     for &f in prog.functions() {
-        let l = *g.labels.get(f).ok_or_else(|| JitError::Unsupported { pc: f, what: "function start".into() })?;
-        entries.push((f, g.a.labels().resolve_dynamic(l).map_err(codegen)?));
+        let l = *labels.get(f).ok_or_else(|| JitError::Unsupported { pc: f, what: "function start".into() })?;
+        entries.push((f, a.labels().resolve_dynamic(l).map_err(codegen)?));
     }
     entries.sort_by_key(|e| e.0);
-    let buf = g.a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
+    let buf = a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
     let stub_addr = buf.ptr(stub) as usize;
     let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
-    Ok(Code { buf, entries, stub_addr, main_addr, uses_cache })
+    Ok(Code { buf, entries, stub_addr, main_addr, uses_cache, leaves })
 }
 
 /// One program of a chain, as the chain code calls it.
-pub(crate) struct LinkSpec {
+pub(crate) struct LinkSpec<'a> {
+    /// Compile the program's body into the chain code (no call, `exit`
+    /// jumps to the mask test) with these proven accesses: only for
+    /// programs of one function whose code never leaves.
+    pub inline: Option<(&'a Program, Option<&'a [bool]>)>,
     /// Address of the program's code for slot 0.
     pub main: usize,
     /// Chain-call actions: the next link runs iff bit `ret % 32` is set.
     pub mask: u32,
-    /// Registers to zero before the call ([`crate::entry::entry_reads`]).
-    pub zero: u16,
+    /// Registers the program reads before writing them
+    /// ([`crate::entry::entry_reads`]): r1 and r10 are loaded, the others
+    /// zeroed.
+    pub needs: u16,
+    /// [`Code::leaves`]: the program may fault, enter Rust or use the
+    /// budget, so the link index and the budget must be set before it.
+    pub leaves: bool,
     /// Whether the program's code uses the shared-region cache slot, which
     /// then must not carry another program's region in.
     pub clear_cache: bool,
@@ -967,11 +1003,17 @@ fn zero_reg(a: &mut Assembler, r: u8) {
 }
 
 /// Compiles the chain code for `links`; a return value at or above
-/// `other` is counted in counter `other`.
-pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode, JitError> {
+/// `other` is counted in counter `other`. Programs that never leave native
+/// code and have one function are compiled into the chain code; the others
+/// are called through a register. (Measured with `cargo bench -p
+/// uxdp-chain --bench chain`: direct `call rel32` instructions patched
+/// after assembly were no faster than the indirect call here, and
+/// aligning every link to 32 bytes did not help either.)
+pub(crate) fn compile_chain(links: &[LinkSpec<'_>], other: u32) -> Result<ChainCode, JitError> {
     let mut a = Assembler::new().map_err(codegen)?;
     let mut entry = [AssemblyOffset(0); 2];
     let mut link_offs: Vec<[Option<DynamicLabel>; 2]> = vec![[None, None]; links.len()];
+    let mut stops: Vec<(DynamicLabel, usize)> = Vec::with_capacity(links.len());
     for (v, counting) in [false, true].into_iter().enumerate() {
         let stop = a.new_dynamic_label();
         let done = a.new_dynamic_label();
@@ -993,16 +1035,20 @@ pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode,
         for (i, l) in links.iter().enumerate() {
             let at = a.new_dynamic_label();
             link_offs[i][v] = Some(at);
-            dynasm!(a
-                ; .arch x64
-                ; =>at
-                ; mov rax, [r12 + C_BUDGET0]
-                ; mov [r12 + C_BUDGET], rax
-            );
+            dynasm!(a ; .arch x64 ; =>at);
+            if l.leaves {
+                dynasm!(a
+                    ; .arch x64
+                    ; mov rax, [r12 + C_BUDGET0]
+                    ; mov [r12 + C_BUDGET], rax
+                );
+            }
             if i == 0 {
                 dynasm!(a ; .arch x64 ; =>first);
             }
-            dynasm!(a ; .arch x64 ; mov QWORD [r12 + C_CUR], i as i32);
+            if l.leaves {
+                dynasm!(a ; .arch x64 ; mov QWORD [r12 + C_CUR], i as i32);
+            }
             if l.clear_cache {
                 for size in [1, 2, 4, 8] {
                     for write in [false, true] {
@@ -1010,19 +1056,24 @@ pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode,
                     }
                 }
             }
-            dynasm!(a
-                ; .arch x64
-                ; mov rsi, [r12 + C_CHAIN_R1]
-                ; mov rbp, [r12 + C_CHAIN_FP]
-            );
-            for r in (0..10u8).filter(|&r| r != 1 && l.zero & (1 << r) != 0) {
+            if l.needs & (1 << 1) != 0 {
+                dynasm!(a ; .arch x64 ; mov rsi, [r12 + C_CHAIN_R1]);
+            }
+            if l.needs & (1 << 10) != 0 {
+                dynasm!(a ; .arch x64 ; mov rbp, [r12 + C_CHAIN_FP]);
+            }
+            for r in (0..10u8).filter(|&r| r != 1 && l.needs & (1 << r) != 0) {
                 zero_reg(&mut a, REG[r as usize]);
             }
-            dynasm!(a
-                ; .arch x64
-                ; mov r11, QWORD l.main as i64
-                ; call r11
-            );
+            if let Some((prog, proven)) = l.inline {
+                inline_body(&mut a, prog, proven)?;
+            } else {
+                dynasm!(a
+                    ; .arch x64
+                    ; mov r11, QWORD l.main as i64
+                    ; call r11
+                );
+            }
             if counting && l.counters != 0 {
                 dynasm!(a
                     ; .arch x64
@@ -1034,11 +1085,13 @@ pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode,
                     ; add QWORD [r10 + r11 * 8], 1
                 );
             }
+            let stop_here = a.new_dynamic_label();
+            stops.push((stop_here, i));
             dynasm!(a
                 ; .arch x64
                 ; mov r11d, l.mask as i32
                 ; bt r11d, eax
-                ; jnc =>stop
+                ; jnc =>stop_here
             );
         }
         if links.is_empty() {
@@ -1049,6 +1102,13 @@ pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode,
             ; mov [r12 + C_R0], rax
             ; mov eax, 2
             ; jmp =>done
+        );
+        // Out of line: which link stopped the chain.
+        for (l, i) in stops.drain(..) {
+            dynasm!(a ; .arch x64 ; =>l ; mov QWORD [r12 + C_CUR], i as i32 ; jmp =>stop);
+        }
+        dynasm!(a
+            ; .arch x64
             ; =>stop
             ; mov [r12 + C_R0], rax
             ; xor eax, eax
@@ -1071,4 +1131,28 @@ pub(crate) fn compile_chain(links: &[LinkSpec], other: u32) -> Result<ChainCode,
     let entry = [buf.ptr(entry[0]) as usize, buf.ptr(entry[1]) as usize];
     let links = offs.iter().map(|o| [buf.ptr(o[0]) as usize, buf.ptr(o[1]) as usize]).collect();
     Ok(ChainCode { _buf: buf, entry, links })
+}
+
+/// Emits the body of `prog` (one function whose code never leaves: no
+/// helper calls, no checked accesses, no loops) in line, its exits jumping
+/// to the end of the body with r0 in rax.
+fn inline_body(a: &mut Assembler, prog: &Program, proven: Option<&[bool]>) -> Result<(), JitError> {
+    let n = prog.ops().len();
+    let labels: Vec<DynamicLabel> = (0..n).map(|_| a.new_dynamic_label()).collect();
+    let end = a.new_dynamic_label();
+    // Never referenced by code that does not leave.
+    let (unused_exit, unused_slow) = (a.new_dynamic_label(), a.new_dynamic_label());
+    let opts = JitOptions { proven, ..JitOptions::default() };
+    let mut g = Gen::new(a, prog, &opts, labels, unused_exit, unused_slow);
+    g.exit_to = Some(end);
+    for pc in 0..n {
+        let l = g.labels[pc];
+        dynasm!(g.a ; .arch x64 ; =>l);
+        g.insn(prog, pc)?;
+    }
+    if g.called_rust || !g.deferred.is_empty() {
+        return Err(JitError::Codegen("a program inlined into chain code needs to leave native code".into()));
+    }
+    dynasm!(a ; .arch x64 ; =>end);
+    Ok(())
 }

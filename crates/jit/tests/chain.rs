@@ -163,7 +163,7 @@ fn counting_adds_one_per_run_in_the_given_shard() {
     assert_eq!(tables[1][2][5], 3);
     assert_eq!(tables.iter().flatten().flatten().sum::<u64>(), 6);
     // Counters without a layout are refused.
-    let ls = vec![ChainLink { program: &pass, mask: PASS_ONLY, counters: NonNull::new(8 as *mut u64) }];
+    let ls = vec![ChainLink { program: &pass, mask: PASS_ONLY, counters: Some(NonNull::dangling()) }];
     assert!(unsafe { NativeChain::new(&ls, None) }.is_err());
 }
 

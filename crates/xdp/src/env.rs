@@ -121,6 +121,18 @@ pub struct XdpEnv {
 }
 
 impl XdpEnv {
+    /// Makes helpers see the maps and tail-call targets of another object
+    /// (programs of a chain may come from different objects).
+    #[inline]
+    pub fn use_tables(&mut self, maps: &Arc<MapTable>, progs: &Arc<ProgTable>) {
+        if !Arc::ptr_eq(&self.maps, maps) {
+            self.maps = maps.clone();
+        }
+        if !Arc::ptr_eq(&self.progs, progs) {
+            self.progs = progs.clone();
+        }
+    }
+
     /// A fresh environment around `buff`.
     pub fn new(buff: XdpBuff, maps: Arc<MapTable>, progs: Arc<ProgTable>) -> XdpEnv {
         let seed = std::time::SystemTime::now()

@@ -8,6 +8,7 @@ use crate::loader::{LoadedObject, LoadedProgram};
 use crate::XdpError;
 use std::sync::Arc;
 use std::time::Instant;
+use uxdp_jit::{ChainOutcome, NativeChain};
 use uxdp_vm::{Machine, Program, Region, Stack, VmError};
 
 /// The result of one test run.
@@ -148,6 +149,35 @@ impl Runner {
     /// earlier program of a chain) and returns its return value.
     #[inline]
     pub fn exec(&mut self, prog: &Program) -> Result<u32, RunError> {
+        let (mut m, ctx_addr) = self.machine(prog);
+        Ok(m.run(ctx_addr)? as u32)
+    }
+
+    /// Runs a native chain on the packet as it is now (after
+    /// [`Runner::load`]): every program of `chain` in one native entry (see
+    /// [`NativeChain::run`]), each with the maps and tail-call targets
+    /// `tables(link)` returns, counting into `count_slot` if given.
+    #[inline]
+    pub fn exec_chain<'t>(
+        &mut self,
+        chain: &NativeChain,
+        count_slot: Option<usize>,
+        tables: &dyn Fn(usize) -> (&'t Arc<MapTable>, &'t Arc<ProgTable>),
+    ) -> ChainOutcome {
+        let Some(first) = chain.program(0) else { return ChainOutcome::Completed };
+        let (mut m, ctx_addr) = self.machine(first);
+        chain.run(&mut m, ctx_addr, count_slot, &mut |m, i| {
+            if let Some(e) = m.env.downcast_mut::<XdpEnv>() {
+                let (maps, progs) = tables(i);
+                e.use_tables(maps, progs);
+            }
+        })
+    }
+
+    /// A machine for a run of `prog` on the packet as it is now, and the
+    /// context's address.
+    #[inline(always)]
+    fn machine<'s>(&'s mut self, prog: &'s Program) -> (Machine<'s>, u64) {
         let ctx_addr = self.env.ctx_addr();
         let packet_region = self.env.buff.packet_region();
         let cpu = self.env.cpu;
@@ -164,7 +194,7 @@ impl Runner {
                 e.packet_slot = slot;
             }
         }
-        Ok(m.run(ctx_addr)? as u32)
+        (m, ctx_addr)
     }
 
     /// The test-run output for return value `retval`: the packet as it is
@@ -250,12 +280,7 @@ impl Runner {
     /// another object (programs of a chain may come from different objects).
     #[inline]
     pub fn use_tables(&mut self, maps: &Arc<MapTable>, progs: &Arc<ProgTable>) {
-        if !Arc::ptr_eq(&self.env.maps, maps) {
-            self.env.maps = maps.clone();
-        }
-        if !Arc::ptr_eq(&self.env.progs, progs) {
-            self.env.progs = progs.clone();
-        }
+        self.env.use_tables(maps, progs);
     }
 }
 

@@ -14,6 +14,8 @@ use uxdp_xdp::{LoadedObject, MapTable, ProgTable, Runner};
 pub fn program(name: &str, insns: &[Insn], cfg: RunConfig) -> Arc<ChainProgram> {
     let opts = LoadOptions::new(Arc::new(uxdp_xdp::helpers::xdp_helpers()));
     let p = Program::load(insns, &opts).unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    // The JIT, as everywhere by default: chains then also run natively.
+    uxdp_jit::attach(&p).unwrap_or_else(|e| panic!("compiling {name}: {e}"));
     ChainProgram::new(name, Arc::new(p), Arc::new(MapTable::default()), Arc::new(ProgTable::default()), cfg)
 }
 
