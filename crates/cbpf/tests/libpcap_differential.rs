@@ -25,6 +25,7 @@ fn expressions() -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }
 
+/// Also checks uxdp's JIT against its interpreter on every evaluation.
 #[test]
 fn uxdp_agrees_with_libpcap_on_the_corpus() {
     let exprs = expressions();
@@ -63,6 +64,10 @@ fn uxdp_agrees_with_libpcap_on_the_corpus() {
             };
             let filter = Filter::new(&prog).unwrap_or_else(|e| panic!("{expr:?}: uxdp refuses libpcap's program: {e}"));
             let interp = Interpreter::new(&prog).expect("interpreter accepts what Filter accepts");
+            // The same conversion on uxdp's JIT (inline legacy packet loads).
+            let jit = Filter::new(&prog).expect("converts");
+            let jit_ok = uxdp_jit::attach(jit.program()).is_ok();
+            assert!(jit_ok || !uxdp_jit::available(), "{expr:?}: the JIT refuses the converted program");
             let pcap = OfflineFilter::new(&prog).expect("libpcap validates its own program");
             let mut expr_differ = 0;
             let mut matched = 0usize;
@@ -71,6 +76,10 @@ fn uxdp_agrees_with_libpcap_on_the_corpus() {
                 let want = pcap.run(&p.data, p.wire_len);
                 let got = filter.run_packet(&mut stack, &pkt).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
                 let reference = interp.run(&pkt).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+                if jit_ok {
+                    let native = jit.run_packet(&mut stack, &pkt).unwrap_or_else(|e| panic!("{expr:?}: JIT: {e}"));
+                    assert_eq!(native, got, "{expr:?}: JIT and interpreter differ on a {}-byte packet", p.data.len());
+                }
                 evaluations += 1;
                 matched += usize::from(want != 0);
                 if got == want && reference == want {

@@ -111,6 +111,11 @@ pub(crate) struct Ctx {
     /// Chain runs that count: byte offset of this thread's shard in every
     /// link's counters.
     pub stats_off: u64,
+    /// The machine's legacy packet (`ldabs`/`ldind`) when it lies inside a
+    /// readable per-run region (else length 0: every load takes the slow
+    /// path, which ends the run or faults exactly as the interpreter does).
+    pub legacy_base: u64,
+    pub legacy_len: u64,
 }
 
 /// [`uxdp_vm::NativeScratch::tag`] of a scratch block holding a [`Ctx`].
@@ -141,6 +146,8 @@ pub(crate) const C_BUDGET0: i32 = off!(budget0);
 pub(crate) const C_CHAIN_R1: i32 = off!(chain_r1);
 pub(crate) const C_CHAIN_FP: i32 = off!(chain_fp);
 pub(crate) const C_STATS_OFF: i32 = off!(stats_off);
+pub(crate) const C_LEGACY_BASE: i32 = off!(legacy_base);
+pub(crate) const C_LEGACY_LEN: i32 = off!(legacy_len);
 
 /// Offset of region `slot`'s start.
 pub(crate) const fn region_start(slot: usize) -> i32 {
@@ -198,7 +205,25 @@ impl Ctx {
             chain_r1: 0,
             chain_fp: 0,
             stats_off: 0,
+            legacy_base: 0,
+            legacy_len: 0,
         }
+        .with_legacy(m)
+    }
+
+    /// Sets the inline legacy-packet fields from the machine.
+    #[inline]
+    fn with_legacy(mut self, m: &Machine<'_>) -> Ctx {
+        self.set_legacy(m);
+        self
+    }
+
+    #[inline]
+    fn set_legacy(&mut self, m: &Machine<'_>) {
+        let (base, len) = m.legacy_packet;
+        let ok = len != 0 && len < (1 << 31) && m.mem.dynamic().iter().any(|r| r.contains(base, len, false));
+        self.legacy_base = base;
+        self.legacy_len = if ok { len } else { 0 };
     }
 
     /// Prepares a context block left by an earlier run (on the same stack)
@@ -219,6 +244,9 @@ impl Ctx {
         self.machine = (m as *mut Machine<'_>).cast::<Machine<'static>>();
         self.cur = 0;
         self.switched = 0;
+        if m.legacy_packet.1 != 0 || self.legacy_len != 0 {
+            self.set_legacy(m);
+        }
     }
 
     /// Before Rust code looks at the machine from inside a chain run:
@@ -248,6 +276,10 @@ impl Ctx {
     /// regions.
     #[inline]
     pub(crate) fn refresh(&mut self, m: &Machine<'_>) {
+        if self.legacy_len != 0 {
+            // A helper may have moved the region holding the legacy packet.
+            self.set_legacy(m);
+        }
         let d = m.mem.dynamic();
         if let [a, b, c, ..] = d {
             // The common case (XDP: stack, context, packet): usually only

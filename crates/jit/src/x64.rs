@@ -533,6 +533,34 @@ impl Gen<'_> {
             0xc3 | 0xdb => self.atomic(pc, op.code == 0xdb, op.dst, op.src, op.off as i16, imm)?,
             // ---- legacy packet loads ----
             0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => {
+                // Fast path: the offset (a 32-bit value, zero-extended, so
+                // a negative one fails the compare) plus the size within
+                // the legacy packet, which `Ctx` only exposes when it lies
+                // in a readable region. Anything else goes to Rust, which
+                // ends the run early or faults as the interpreter does.
+                let size: i32 = match op.code & 0x18 {
+                    0x00 => 4,
+                    0x08 => 2,
+                    _ => 1,
+                };
+                let (slow, done) = (self.label(), self.label());
+                if op.code & 0x40 != 0 {
+                    a!(mov r11d, Rd(s) ; add r11d, i);
+                } else {
+                    a!(mov r11d, i);
+                }
+                a!(
+                    lea r10, [r11 + size]
+                    ; cmp r10, [r12 + C_LEGACY_LEN]
+                    ; ja =>slow
+                    ; add r11, [r12 + C_LEGACY_BASE]
+                );
+                match size {
+                    4 => a!(mov eax, DWORD [r11] ; bswap eax),
+                    2 => a!(movzx eax, WORD [r11] ; rol ax, 8),
+                    _ => a!(movzx eax, BYTE [r11]),
+                }
+                a!(jmp =>done ; =>slow);
                 let arg2 = (op.code as u64) << 32 | imm as u32 as u64;
                 a!(
                     mov [r12 + C_ARG], Rq(s)
@@ -542,7 +570,7 @@ impl Gen<'_> {
                 );
                 self.call_rust(ld_legacy_tramp as *const () as usize);
                 let e = self.error_exit;
-                a!(cmp QWORD [r12 + C_STATUS], 0 ; jne =>e);
+                a!(cmp QWORD [r12 + C_STATUS], 0 ; jne =>e ; =>done);
             }
             // ---- jumps ----
             0x05 => {
