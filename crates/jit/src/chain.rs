@@ -131,8 +131,8 @@ impl NativeChain {
                     .and_then(|n| n.as_any())
                     .and_then(|a| a.downcast_ref::<crate::JitProgram>())
                     .ok_or_else(|| JitError::Unsupported { pc: 0, what: format!("chain link {i} without JIT code") })?;
-                let inline =
-                    (!jp.code.leaves && l.program.functions().len() <= 1).then(|| (&**l.program, jp.proven.as_deref()));
+                let inline = (!jp.code.leaves && l.program.functions().len() <= 1)
+                    .then(|| (&**l.program, jp.proven.as_deref(), jp.terminates));
                 specs.push(crate::x64::LinkSpec {
                     inline,
                     main: jp.code.main_addr,

@@ -207,6 +207,13 @@ pub struct JitOptions<'a> {
     /// the inline region table. Only for helpers the embedder knows;
     /// anything it is unsure of must answer false.
     pub keeps_regions: Option<&'a dyn Fn(u32) -> bool>,
+    /// The program is known to terminate (a verifier accepted it, as the
+    /// kernel's does): taken backward jumps and local calls are not charged
+    /// to [`Machine::budget`], as the kernel's JIT does not count them
+    /// either. Helper calls still are. Without it a loop costs a budget
+    /// update per iteration, and a non-terminating program ends with
+    /// `VmError::Budget` like in the interpreter.
+    pub terminates: bool,
 }
 
 impl core::fmt::Debug for JitOptions<'_> {
@@ -215,6 +222,7 @@ impl core::fmt::Debug for JitOptions<'_> {
             .field("proven", &self.proven)
             .field("array_lookup", &self.array_lookup.is_some())
             .field("keeps_regions", &self.keeps_regions.is_some())
+            .field("terminates", &self.terminates)
             .finish()
     }
 }
@@ -236,6 +244,9 @@ pub struct JitProgram {
     /// chain code).
     #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
     proven: Option<Box<[bool]>>,
+    /// [`JitOptions::terminates`] as compiled.
+    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
+    terminates: bool,
 }
 
 impl core::fmt::Debug for JitProgram {
@@ -274,6 +285,7 @@ pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitE
             insns: prog.ops().len(),
             needs: entry::entry_reads(prog),
             proven: opts.proven.map(Into::into),
+            terminates: opts.terminates,
         })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]

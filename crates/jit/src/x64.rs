@@ -116,6 +116,9 @@ struct Gen<'p> {
     called_rust: bool,
     /// Inlined into chain code: `exit` jumps here instead of returning.
     exit_to: Option<DynamicLabel>,
+    /// [`JitOptions::terminates`]: no budget charges on backward jumps and
+    /// local calls.
+    terminates: bool,
 }
 
 /// Most shared regions checked with constants at each access.
@@ -227,6 +230,9 @@ impl Gen<'_> {
     }
 
     fn charge_budget(&mut self, pc: usize) {
+        if self.terminates {
+            return;
+        }
         let err = self.fail(pc, ST_BUDGET);
         dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>err);
     }
@@ -610,7 +616,7 @@ impl Gen<'_> {
                 }
                 let t = op.off as usize;
                 let target = self.labels[t];
-                if t > pc {
+                if t > pc || self.terminates {
                     self.jcc(cond, target);
                 } else {
                     let at = self.label();
@@ -904,6 +910,7 @@ impl<'p> Gen<'p> {
             shared,
             called_rust: false,
             exit_to: None,
+            terminates: opts.terminates,
         }
     }
 }
@@ -990,7 +997,7 @@ pub(crate) struct LinkSpec<'a> {
     /// Compile the program's body into the chain code (no call, `exit`
     /// jumps to the mask test) with these proven accesses: only for
     /// programs of one function whose code never leaves.
-    pub inline: Option<(&'a Program, Option<&'a [bool]>)>,
+    pub inline: Option<(&'a Program, Option<&'a [bool]>, bool)>,
     /// Address of the program's code for slot 0.
     pub main: usize,
     /// Chain-call actions: the next link runs iff bit `ret % 32` is set.
@@ -1093,8 +1100,8 @@ pub(crate) fn compile_chain(links: &[LinkSpec<'_>], other: u32) -> Result<ChainC
             for r in (0..10u8).filter(|&r| r != 1 && l.needs & (1 << r) != 0) {
                 zero_reg(&mut a, REG[r as usize]);
             }
-            if let Some((prog, proven)) = l.inline {
-                inline_body(&mut a, prog, proven)?;
+            if let Some((prog, proven, terminates)) = l.inline {
+                inline_body(&mut a, prog, proven, terminates)?;
             } else {
                 dynasm!(a
                     ; .arch x64
@@ -1162,15 +1169,16 @@ pub(crate) fn compile_chain(links: &[LinkSpec<'_>], other: u32) -> Result<ChainC
 }
 
 /// Emits the body of `prog` (one function whose code never leaves: no
-/// helper calls, no checked accesses, no loops) in line, its exits jumping
-/// to the end of the body with r0 in rax.
-fn inline_body(a: &mut Assembler, prog: &Program, proven: Option<&[bool]>) -> Result<(), JitError> {
+/// helper calls, no checked accesses, no budget charges) in line, compiled
+/// with the options it was compiled with alone, its exits jumping to the
+/// end of the body with r0 in rax.
+fn inline_body(a: &mut Assembler, prog: &Program, proven: Option<&[bool]>, terminates: bool) -> Result<(), JitError> {
     let n = prog.ops().len();
     let labels: Vec<DynamicLabel> = (0..n).map(|_| a.new_dynamic_label()).collect();
     let end = a.new_dynamic_label();
     // Never referenced by code that does not leave.
     let (unused_exit, unused_slow) = (a.new_dynamic_label(), a.new_dynamic_label());
-    let opts = JitOptions { proven, ..JitOptions::default() };
+    let opts = JitOptions { proven, terminates, ..JitOptions::default() };
     let mut g = Gen::new(a, prog, &opts, labels, unused_exit, unused_slow);
     g.exit_to = Some(end);
     for pc in 0..n {

@@ -279,6 +279,19 @@ fn budgets_end_loops_at_the_same_instruction() {
 }
 
 #[test]
+fn programs_known_to_terminate_are_not_charged_for_loops() {
+    // 100 iterations with a budget of 10: the interpreter (and the JIT
+    // without the option) stop at the backward jump; code compiled with
+    // `terminates` runs the loop as the kernel's JIT would.
+    let text = "mov %r0, 0\nl:\nadd %r0, 1\njlt %r0, 100, l\nexit";
+    let p = load_with(text, helpers(), vec![]);
+    assert_eq!(same(&p, None, 10), Err(VmError::Budget { pc: 2 }));
+    let q = load_with(text, helpers(), vec![]);
+    attach_with(&q, &JitOptions { terminates: true, ..Default::default() }).unwrap();
+    assert_eq!(run(&q, true, None, 10).0, Ok(100));
+}
+
+#[test]
 fn recursion_and_callbacks_match_the_interpreter() {
     let rec = load_with("mov %r0, 0\ncall local f\nexit\nf:\nadd %r0, 1\ncall local f\nexit", helpers(), vec![]);
     assert_eq!(same(&rec, None, 1000), Err(VmError::CallDepth { pc: 4 }));
