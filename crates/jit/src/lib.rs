@@ -186,6 +186,34 @@ pub struct ArrayLookup {
 /// helper.
 pub type ArrayResolver<'a> = &'a dyn Fn(u64) -> Option<ArrayLookup>;
 
+/// A `bpf_map_lookup_elem` the generated code calls directly, without the
+/// helper trampoline: `func(obj, key, cpu)` returns the value's address or
+/// 0, exactly what the helper would return for a key of `key_size` bytes at
+/// `key` on CPU `cpu` ([`Machine::cpu`]). Used for calls whose r1 is a
+/// known map (an `lddw` in the same straight-line code) and whose key lies
+/// on the stack (checked inline; other keys call the helper).
+#[derive(Clone)]
+pub struct DirectLookup {
+    /// The lookup. It must not panic (a panic cannot unwind through
+    /// generated code: make it catch its own and return 0).
+    pub func: extern "sysv64" fn(*const (), *const u8, u64) -> u64,
+    /// The data `func` receives as `obj` (`Arc::as_ptr` of it); the
+    /// compiled code keeps it alive.
+    pub obj: Arc<dyn core::any::Any + Send + Sync>,
+    /// Bytes of key `func` reads.
+    pub key_size: u32,
+}
+
+impl core::fmt::Debug for DirectLookup {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DirectLookup").field("key_size", &self.key_size).finish_non_exhaustive()
+    }
+}
+
+/// Resolves the value of r1 at a `bpf_map_lookup_elem` call to a
+/// [`DirectLookup`], or `None` to call the helper.
+pub type LookupResolver<'a> = &'a dyn Fn(u64) -> Option<DirectLookup>;
+
 /// Compilation options.
 #[derive(Clone, Copy, Default)]
 pub struct JitOptions<'a> {
@@ -207,6 +235,10 @@ pub struct JitOptions<'a> {
     /// the inline region table. Only for helpers the embedder knows;
     /// anything it is unsure of must answer false.
     pub keeps_regions: Option<&'a dyn Fn(u32) -> bool>,
+    /// Calls of helper 1 (`bpf_map_lookup_elem`) not inlined by
+    /// `array_lookup` whose r1 this resolves call the map's lookup directly
+    /// ([`DirectLookup`]). Same conditions as `array_lookup`.
+    pub map_lookup: Option<LookupResolver<'a>>,
     /// The program is known to terminate (a verifier accepted it, as the
     /// kernel's does): taken backward jumps and local calls are not charged
     /// to [`Machine::budget`], as the kernel's JIT does not count them
@@ -222,6 +254,7 @@ impl core::fmt::Debug for JitOptions<'_> {
             .field("proven", &self.proven)
             .field("array_lookup", &self.array_lookup.is_some())
             .field("keeps_regions", &self.keeps_regions.is_some())
+            .field("map_lookup", &self.map_lookup.is_some())
             .field("terminates", &self.terminates)
             .finish()
     }
@@ -244,6 +277,9 @@ pub struct JitProgram {
     /// chain code).
     #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
     proven: Option<Box<[bool]>>,
+    /// What the code's direct map lookups point at (never touched, only
+    /// kept alive: a panic cannot leave it half-updated).
+    _keep: std::panic::AssertUnwindSafe<Vec<Arc<dyn core::any::Any + Send + Sync>>>,
     /// [`JitOptions::terminates`] as compiled.
     #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
     terminates: bool,
@@ -279,9 +315,10 @@ pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitE
     }
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
-        let code = x64::compile(prog, opts)?;
+        let (code, keep) = x64::compile(prog, opts)?;
         Ok(JitProgram {
             code,
+            _keep: std::panic::AssertUnwindSafe(keep),
             insns: prog.ops().len(),
             needs: entry::entry_reads(prog),
             proven: opts.proven.map(Into::into),

@@ -14,7 +14,7 @@
 //! 5 (r6-r10) plus its return address.
 
 use crate::runtime::*;
-use crate::{ArrayLookup, ArrayResolver, JitError, JitOptions};
+use crate::{ArrayLookup, ArrayResolver, DirectLookup, JitError, JitOptions, LookupResolver};
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
 use uxdp_vm::{Program, Region, VmError, MAX_FRAMES, OP_CALL_LOCAL, OP_NONE, STACK_PER_FRAME};
@@ -106,6 +106,8 @@ struct Gen<'p> {
     r10_trusted: bool,
     /// Per slot: the array whose lookup the call there inlines.
     lookups: Vec<Option<ArrayLookup>>,
+    /// Per slot: the map lookup the call there makes directly.
+    direct: Vec<Option<DirectLookup>>,
     /// [`JitOptions::keeps_regions`].
     keeps_regions: Option<&'p dyn Fn(u32) -> bool>,
     /// The program's shared (map-value) regions, checked with constants
@@ -635,6 +637,10 @@ impl Gen<'_> {
                     self.array_lookup(pc, h.func as usize, tramp, l);
                     return Ok(());
                 }
+                if let Some(l) = self.direct[pc].clone() {
+                    self.direct_lookup(pc, h.func as usize, tramp, &l);
+                    return Ok(());
+                }
                 a!(
                     mov rax, QWORD h.func as usize as i64
                     ; mov [r12 + C_ARG], rax
@@ -711,6 +717,45 @@ impl Gen<'_> {
             ; jmp =>done
             ; =>null
             ; xor eax, eax
+            ; jmp =>done
+            ; =>slow
+            ; mov rax, QWORD func as i64
+            ; mov [r12 + C_ARG], rax
+            ; mov QWORD [r12 + C_PC], pc as i32
+        );
+        self.helper_call(tramp);
+        dynasm!(self.a ; .arch x64 ; =>done);
+    }
+
+    /// `bpf_map_lookup_elem` on a known map through its [`DirectLookup`]:
+    /// a key lying on the stack (slot 0) is passed straight to the lookup
+    /// function, after the budget charge of a helper call; any other key
+    /// goes through the helper, which checks it and faults as usual. Only
+    /// r0 changes.
+    fn direct_lookup(&mut self, pc: usize, func: usize, tramp: usize, l: &DirectLookup) {
+        let (slow, done) = (self.label(), self.label());
+        let budget = self.fail(pc, ST_BUDGET);
+        let (s, len) = (region_start(0), region_lim(0, 1, false));
+        let obj = std::sync::Arc::as_ptr(&l.obj) as *const () as usize;
+        dynasm!(self.a
+            ; .arch x64
+            // The key (r2 = rdx): key_size readable bytes of the stack.
+            ; mov r10, rdx
+            ; sub r10, [r12 + s]
+            ; cmp r10, [r12 + len]
+            ; jae =>slow
+            ; add r10, l.key_size as i32
+            ; cmp r10, [r12 + len]
+            ; ja =>slow
+            ; sub QWORD [r12 + C_BUDGET], 1
+            ; jz =>budget
+            ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11
+            ; mov rdi, QWORD obj as i64
+            ; mov rsi, rdx
+            ; mov rdx, [r12 + C_CPU]
+            ; mov rax, QWORD l.func as usize as i64
+            ; call rax
+            ; pop r11 ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi
             ; jmp =>done
             ; =>slow
             ; mov rax, QWORD func as i64
@@ -880,6 +925,27 @@ fn inline_lookups(prog: &Program, resolve: Option<ArrayResolver<'_>>) -> Vec<Opt
     out
 }
 
+/// Per slot, the direct map lookup of the `bpf_map_lookup_elem` calls not
+/// inlined as array lookups.
+fn direct_lookups(
+    prog: &Program,
+    arrays: &[Option<ArrayLookup>],
+    resolve: Option<LookupResolver<'_>>,
+) -> Vec<Option<DirectLookup>> {
+    let ops = prog.ops();
+    let mut out = vec![None; ops.len()];
+    let Some(resolve) = resolve else { return out };
+    let join = join_points(prog);
+    for (pc, o) in ops.iter().enumerate() {
+        if arrays[pc].is_some() || o.code != 0x85 || prog.called_helpers().get(o.imm as usize).is_none_or(|h| h.id != 1)
+        {
+            continue;
+        }
+        out[pc] = const_r1(prog, &join, pc).and_then(resolve).filter(|l| l.key_size <= i32::MAX as u32 / 2);
+    }
+    out
+}
+
 impl<'p> Gen<'p> {
     /// A generator for `prog` emitting into `a`, with one label per slot.
     fn new(
@@ -894,6 +960,7 @@ impl<'p> Gen<'p> {
             matches!(o.code, 0xc3 | 0xdb) && o.src == 10 && o.imm as i32 & uxdp_isa::opcode::atomic::FETCH != 0
         });
         let lookups = inline_lookups(prog, opts.array_lookup);
+        let direct = direct_lookups(prog, &lookups, opts.map_lookup);
         // Regions of 2 GiB or more do not fit the compare's immediate.
         let sh = prog.shared_regions();
         let shared = (sh.len() <= MAX_CONST_SHARED && sh.iter().all(|r| r.len <= i32::MAX as u64)).then(|| sh.to_vec());
@@ -906,6 +973,7 @@ impl<'p> Gen<'p> {
             proven: opts.proven,
             r10_trusted,
             lookups,
+            direct,
             keeps_regions: opts.keeps_regions,
             shared,
             called_rust: false,
@@ -915,8 +983,11 @@ impl<'p> Gen<'p> {
     }
 }
 
+/// What a program's code keeps alive (its direct lookups' objects).
+type Keep = Vec<std::sync::Arc<dyn core::any::Any + Send + Sync>>;
+
 /// Compiles `prog` to machine code.
-pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, JitError> {
+pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<(Code, Keep), JitError> {
     let n = prog.ops().len();
     if n >= (i32::MAX as usize) >> 8 {
         return Err(JitError::Unsupported { pc: 0, what: format!("a program of {n} instructions") });
@@ -978,6 +1049,7 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, Jit
     }
     let leaves = g.called_rust || !g.deferred.is_empty();
     g.emit_deferred();
+    let keep: Keep = g.direct.iter().flatten().map(|d| d.obj.clone()).collect();
     let labels = g.labels;
     a.commit().map_err(codegen)?;
     let mut entries = Vec::new();
@@ -989,7 +1061,7 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<Code, Jit
     let buf = a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
     let stub_addr = buf.ptr(stub) as usize;
     let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
-    Ok(Code { buf, entries, stub_addr, main_addr, uses_cache, leaves })
+    Ok((Code { buf, entries, stub_addr, main_addr, uses_cache, leaves }, keep))
 }
 
 /// One program of a chain, as the chain code calls it.
