@@ -3,7 +3,7 @@
 //! helper's name and number.
 
 use crate::env::{env, Redirect};
-use uxdp_maps::Map;
+use uxdp_maps::{Map, MapType};
 use uxdp_vm::{Helpers, Machine, Region, VmError};
 
 const EINVAL: u64 = (-22i64) as u64;
@@ -237,22 +237,24 @@ const BPF_F_BROADCAST: u64 = 1 << 3;
 const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
 
 fn redirect_map(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let map = map_arg(m, "redirect_map", a[0])?;
-    let action_mask = 3u64;
-    let flag_mask = if map.as_devmap().is_some() || map.as_devmap_hash().is_some() {
-        BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS
-    } else {
-        0
+    // One look at the environment: its downcast is a large part of the cost.
+    let pc = m.pc();
+    let e = env(m)?;
+    let Some(map) = e.maps.get(a[0]) else {
+        return Err(VmError::Helper { pc, helper: "redirect_map", msg: format!("{:#x} is not a map", a[0]) });
     };
+    let action_mask = 3u64;
+    let t = map.spec().map_type;
+    let devmap = t == MapType::Devmap as u32 || t == MapType::DevmapHash as u32;
+    let flag_mask = if devmap { BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS } else { 0 };
     let flags = a[2];
     if flags & !(action_mask | flag_mask) != 0 {
         return Ok(XDP_ABORTED);
     }
     let key = a[1] as u32;
-    let cpu = env(m)?.cpu;
-    let found = map.lookup(&key.to_le_bytes(), cpu).is_some();
-    let e = env(m)?;
-    if !found && flags & BPF_F_BROADCAST == 0 {
+    // A broadcast redirects whatever the key (the kernel does not look it up).
+    let found = flags & BPF_F_BROADCAST != 0 || map.lookup(&key.to_le_bytes(), e.cpu).is_some();
+    if !found {
         e.redirect = None;
         return Ok(flags & action_mask);
     }
