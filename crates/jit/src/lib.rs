@@ -191,7 +191,8 @@ pub type ArrayResolver<'a> = &'a dyn Fn(u64) -> Option<ArrayLookup>;
 /// 0, exactly what the helper would return for a key of `key_size` bytes at
 /// `key` on CPU `cpu` ([`Machine::cpu`]). Used for calls whose r1 is a
 /// known map (an `lddw` in the same straight-line code) and whose key lies
-/// on the stack (checked inline; other keys call the helper).
+/// on the stack or in the packet (per-run regions 0 and 2, checked inline;
+/// other keys call the helper).
 #[derive(Clone)]
 pub struct DirectLookup {
     /// The lookup. It must not panic (a panic cannot unwind through

@@ -728,25 +728,38 @@ impl Gen<'_> {
     }
 
     /// `bpf_map_lookup_elem` on a known map through its [`DirectLookup`]:
-    /// a key lying on the stack (slot 0) is passed straight to the lookup
+    /// a key lying on the stack (slot 0) or in the packet (slot 2) is
+    /// passed straight to the lookup
     /// function, after the budget charge of a helper call; any other key
     /// goes through the helper, which checks it and faults as usual. Only
     /// r0 changes.
     fn direct_lookup(&mut self, pc: usize, func: usize, tramp: usize, l: &DirectLookup) {
-        let (slow, done) = (self.label(), self.label());
+        let (slow, done, ok) = (self.label(), self.label(), self.label());
         let budget = self.fail(pc, ST_BUDGET);
-        let (s, len) = (region_start(0), region_lim(0, 1, false));
         let obj = std::sync::Arc::as_ptr(&l.obj) as *const () as usize;
+        // The key (r2 = rdx): key_size readable bytes of the stack (slot 0)
+        // or of the packet (slot 2 for XDP).
+        for (i, slot) in [0usize, 2].into_iter().enumerate() {
+            let (s, len) = (region_start(slot), region_lim(slot, 1, false));
+            let next = if i == 0 { self.label() } else { slow };
+            dynasm!(self.a
+                ; .arch x64
+                ; mov r10, rdx
+                ; sub r10, [r12 + s]
+                ; cmp r10, [r12 + len]
+                ; jae =>next
+                ; add r10, l.key_size as i32
+                ; cmp r10, [r12 + len]
+            );
+            if i == 0 {
+                dynasm!(self.a ; .arch x64 ; jbe =>ok ; =>next);
+            } else {
+                dynasm!(self.a ; .arch x64 ; ja =>slow);
+            }
+        }
         dynasm!(self.a
             ; .arch x64
-            // The key (r2 = rdx): key_size readable bytes of the stack.
-            ; mov r10, rdx
-            ; sub r10, [r12 + s]
-            ; cmp r10, [r12 + len]
-            ; jae =>slow
-            ; add r10, l.key_size as i32
-            ; cmp r10, [r12 + len]
-            ; ja =>slow
+            ; =>ok
             ; sub QWORD [r12 + C_BUDGET], 1
             ; jz =>budget
             ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11

@@ -181,3 +181,55 @@ fn inlined_lookups_charge_the_budget_and_keep_r1_to_r5() {
     assert_eq!(calls, 0);
     assert_eq!(r, Ok(HANDLE + 33 + 44 + 55 + 4));
 }
+
+/// Calls of the direct lookup below.
+static DIRECT_CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The direct form of the helper: `obj` is the map handle (in an `Arc`).
+extern "sysv64" fn direct(obj: *const (), key: *const u8, cpu: u64) -> u64 {
+    DIRECT_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: `obj` points at the u64 inside the Arc made by `resolver`;
+    // the generated code checked that 4 key bytes are readable.
+    let (handle, index) = unsafe { (*(obj as *const u64), core::ptr::read_unaligned(key as *const u32)) };
+    match layout(handle) {
+        Some(l) if index < l.max_entries && (l.cpu_stride == 0 || (cpu as u32) < l.nr_cpus) => {
+            l.base + cpu * l.cpu_stride + index as u64 * l.elem_size as u64
+        }
+        _ => 0,
+    }
+}
+
+fn resolver(handle: u64) -> Option<uxdp_jit::DirectLookup> {
+    layout(handle).map(|_| uxdp_jit::DirectLookup { func: direct, obj: Arc::new(handle), key_size: 4 })
+}
+
+#[test]
+fn direct_lookups_skip_the_helper_for_keys_on_the_stack() {
+    let (a, _) = values();
+    let direct_calls = || DIRECT_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    for (key, handle) in [(1u32, HANDLE), (MAX, HANDLE), (2, PERCPU)] {
+        let p = load(&lookup_prog(handle, key));
+        attach_with(&p, &JitOptions { map_lookup: Some(&resolver), ..Default::default() }).unwrap();
+        let before = direct_calls();
+        let (r, calls) = same(&p, 1, 100);
+        assert_eq!((calls, direct_calls() - before), (0, 1), "key {key}: direct call, no helper");
+        if handle == HANDLE {
+            assert_eq!(r, Ok(if key < MAX { a + (key * ELEM) as u64 } else { 1 << 40 }));
+        }
+    }
+    // A key in another region (the buffer in r1) takes the helper.
+    let p = load(&format!(
+        "mov %r2, %r1\n add %r2, 4\n lddw %r1, {HANDLE:#x}\n call 1\n jne %r0, 0, found\n mov %r0, 7\n exit\n found:\n \
+         ldxdw %r0, [%r0+0]\n exit"
+    ));
+    attach_with(&p, &JitOptions { map_lookup: Some(&resolver), ..Default::default() }).unwrap();
+    let before = direct_calls();
+    let (r, calls) = same(&p, 0, 100);
+    assert_eq!((calls, direct_calls() - before), (1, 0), "helper, no direct call");
+    assert_eq!(r, Ok(0));
+    // A key running off the top of the stack: the helper faults as in the interpreter.
+    let p = load(&format!("mov %r2, %r10\n add %r2, -2\n lddw %r1, {HANDLE:#x}\n call 1\n exit"));
+    attach_with(&p, &JitOptions { map_lookup: Some(&resolver), ..Default::default() }).unwrap();
+    let (r, _) = same(&p, 0, 100);
+    assert!(matches!(r, Err(VmError::Helper { pc: 4, .. })), "{r:?}");
+}
