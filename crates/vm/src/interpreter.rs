@@ -123,6 +123,8 @@ pub struct Machine<'a> {
     /// embedder whose helpers use another CPU number must set it to that.
     pub cpu: u32,
     prog: &'a Program,
+    /// The program the machine was made for ([`Machine::rearm`]).
+    entry: &'a Program,
     stack: Region,
     stack_top: u64,
     depth: usize,
@@ -152,6 +154,7 @@ impl<'a> Machine<'a> {
             native: true,
             cpu: 0,
             prog,
+            entry: prog,
             stack: sr,
             stack_top: sr.start + sr.len,
             depth: 0,
@@ -217,6 +220,28 @@ impl<'a> Machine<'a> {
     #[inline]
     pub fn native_scratch(&mut self) -> *mut NativeScratch {
         self.scratch
+    }
+
+    /// Prepares another run of the program the machine was made for, as a
+    /// new machine would start it (default budget, no tail calls made or
+    /// pending, that program's shared regions), keeping the per-run regions
+    /// as the previous run left them: for repeated runs on one set-up
+    /// (`BPF_PROG_TEST_RUN` with `repeat`), without building a machine per
+    /// run.
+    pub fn rearm(&mut self) {
+        let p = self.entry;
+        if !core::ptr::eq(self.prog, p) {
+            self.prog = p;
+            self.mem = Memory::clone_with_shared(&self.mem, &p.regions);
+        }
+        self.tail_call = None;
+        self.tail_calls = 0;
+        // Nothing refers to earlier tail-call targets any more.
+        self.held.clear();
+        self.pc = 0;
+        self.depth = 0;
+        self.stack_top = self.stack.start + self.stack.len;
+        self.budget = DEFAULT_BUDGET;
     }
 
     /// Makes `prog` the program this machine runs from now on, as a new

@@ -139,6 +139,26 @@ fn tail_calls_replace_the_program_and_stop_after_33() {
     let mut m = Machine::new(&selfp, &mut stack, &mut env);
     // r6 is not reset by a tail call here, so it counts the 34 entries
     assert_eq!(m.run(0), Ok(34));
+    // A re-armed machine starts over: the entry program, a fresh count of
+    // tail calls and a fresh budget.
+    m.budget = 1;
+    m.rearm();
+    assert_eq!(m.run(0), Ok(34));
+    // The same with a different entry program than the tail-call target.
+    let caller = load(&[Insn::new(0x85, 0, 0, 0, 12), mov(0, 1), EXIT], {
+        let mut h = Helpers::new();
+        h.register(12, "tail_call", helper_tail_call);
+        h
+    });
+    let target = Arc::new(load(&[mov(0, 42), EXIT], Helpers::new()));
+    TARGET.with(|t| *t.borrow_mut() = Some(target));
+    let mut stack = Stack::new();
+    let mut m = Machine::new(&caller, &mut stack, &mut env);
+    for _ in 0..3 {
+        assert_eq!(m.run(0), Ok(42));
+        m.rearm();
+        assert!(core::ptr::eq(m.program(), &caller), "re-armed on its entry program");
+    }
 }
 
 #[test]

@@ -119,9 +119,16 @@ impl Runner {
         // As the kernel does, the packet is set up once and every repetition
         // runs on the buffer the previous one left.
         self.load(&input)?;
-        for _ in 0..repeat {
-            retval = self.exec(prog)?;
+        // One machine for all repetitions, re-armed between them, as the
+        // kernel runs the program in a loop on one set-up.
+        let (mut m, ctx_addr) = self.machine(prog);
+        for i in 0..repeat {
+            if i > 0 {
+                m.rearm();
+            }
+            retval = m.run(ctx_addr)? as u32;
         }
+        drop(m);
         let ns = start.elapsed().as_nanos() as u64 / repeat as u64;
         Ok((self.output(retval), ns))
     }
