@@ -59,16 +59,14 @@ pub(crate) fn check_mtu(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError
         (EINVAL, 0)
     } else {
         let ifindex = a[1] as u32;
-        let ingress = env(m)?.ctx.ingress_ifindex;
+        // One look at the environment (its downcast is not free).
+        let e = env(m)?;
+        let (ingress, linear) = (e.ctx.ingress_ifindex, e.buff.data_end as i64 - e.buff.data as i64);
         match device(if ifindex == 0 { ingress } else { ifindex }) {
             None => (ENODEV, 0),
             Some(dev) => {
                 let dev_len = dev.mtu as i64 + dev.hard_header_len as i64;
-                let mut len = if cur != 0 {
-                    cur as i64 + dev.hard_header_len as i64
-                } else {
-                    env(m)?.buff.data_end as i64 - env(m)?.buff.data as i64
-                };
+                let mut len = if cur != 0 { cur as i64 + dev.hard_header_len as i64 } else { linear };
                 // The kernel computes in `int`.
                 len = (len as i32).wrapping_add(a[3] as i32) as i64;
                 (if len > dev_len { 1 } else { 0 }, dev.mtu)
