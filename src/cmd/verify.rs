@@ -53,12 +53,7 @@ pub fn run(a: Args) -> Result<()> {
             println!("PROG {} UNSUPPORTED {}", def.name, kind.type_name());
             continue;
         };
-        if let Some(k) = def.kfuncs.first() {
-            println!("PROG {} REJECTED {}: kfunc {} is not supported by uxdp's verifier", def.name, k.pc, k.name);
-            rejected += 1;
-            continue;
-        }
-        match uxdp_verifier::verify(&VerifyInput { insns: &def.insns, prog_type, maps: &maps, mode }) {
+        match uxdp_verifier::verify(&VerifyInput::for_program(def, prog_type, &maps).mode(mode)) {
             Ok(f) => {
                 if a.verbose {
                     println!(

@@ -4,10 +4,14 @@
 
 use crate::ctx::{self, CtxField};
 use crate::helpers::{self, Arg, Callback, Ret};
+use crate::kfuncs::{self, KArg, KRet, Lookup, Obj};
 use crate::scalar::{Cmp, Op, Scalar};
 use crate::structure::{use_def, value_sources, Structure};
 use crate::{Facts, MapInfo, Mode, ProgType, Rejection, Rule, VerifyInput};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 use uxdp_isa::{AluOp, AtomicOp, CallTarget, Cond, Instruction, LoadImmKind, Operand, Width};
 
@@ -21,6 +25,10 @@ const INNER_MAP: u32 = u32::MAX;
 const MAX_STATES_PER_INSN: usize = 4096;
 const BPF_F_RDONLY_PROG: u32 = 0x80;
 const SOCK_SIZE: i64 = 80;
+/// `bpf_tail_call`.
+const TAIL_CALL: i32 = 12;
+/// Dynptr kind recorded in a dynptr slot (`BPF_DYNPTR_TYPE_XDP`).
+const DYNPTR_XDP: i32 = 5;
 
 /// Register types.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -39,16 +47,22 @@ pub(crate) enum Ty {
     Sock,
     SockCommon,
     Func,
+    /// A kernel object (`PTR_TO_BTF_ID`); `aux` is its [`Obj`] number.
+    Obj,
 }
 
 /// An abstract register. For pointers `val` is the variable offset and
 /// `off` the fixed one; `aux` is the packet range, the map index, the
-/// memory size, the stack frame or the subprogram start.
+/// memory size, the stack frame, the subprogram start or the kernel object
+/// kind. `rdonly` marks read-only memory (`bpf_dynptr_slice`), `slice` the
+/// id of the packet dynptr a memory slice comes from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct Reg {
     ty: Ty,
     nullable: bool,
     ringbuf: bool,
+    rdonly: bool,
+    slice: u32,
     off: i32,
     val: Scalar,
     id: u32,
@@ -61,6 +75,8 @@ impl Reg {
         ty: Ty::NotInit,
         nullable: false,
         ringbuf: false,
+        rdonly: false,
+        slice: 0,
         off: 0,
         val: Scalar::UNKNOWN,
         id: 0,
@@ -105,7 +121,12 @@ impl Reg {
             Ty::MapValue => "map_value",
             Ty::MapKey => "map_key",
             Ty::Mem if self.ringbuf => "ringbuf_mem",
+            Ty::Mem if self.rdonly => "rdonly_mem",
             Ty::Mem => "mem",
+            Ty::Obj => match Obj::from_aux(self.aux) {
+                Obj::NfConn => "ptr_nf_conn",
+                Obj::NfConnInit => "ptr_nf_conn___init",
+            },
             Ty::Sock => "sock",
             Ty::SockCommon => "sock_common",
             Ty::Func => "func",
@@ -119,7 +140,7 @@ impl Reg {
 
     /// Pointer types the kernel knows are never NULL.
     fn not_null(&self) -> bool {
-        !self.nullable && matches!(self.ty, Ty::MapValue | Ty::MapKey | Ty::Sock | Ty::SockCommon | Ty::Mem)
+        !self.nullable && matches!(self.ty, Ty::MapValue | Ty::MapKey | Ty::Sock | Ty::SockCommon | Ty::Mem | Ty::Obj)
     }
 }
 
@@ -159,6 +180,10 @@ enum SlotKind {
     Misc,
     Zero,
     Spill,
+    /// Part of a `struct bpf_dynptr` (two whole slots; the slot's `spill`
+    /// holds its id in `id`, its kind in `off`, and `aux` 1 for the
+    /// lower-addressed first slot).
+    Dynptr,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -176,6 +201,10 @@ impl Slot {
     /// Bytes of the spill.
     fn spill_size(&self) -> usize {
         self.kind.iter().take_while(|k| **k == SlotKind::Spill).count()
+    }
+    /// Holds part of a dynptr.
+    fn is_dynptr(&self) -> bool {
+        self.kind[0] == SlotKind::Dynptr
     }
     /// Turns a spill into unknown bytes.
     fn scrub(&mut self) {
@@ -244,6 +273,44 @@ impl State {
     fn top(&self) -> &Frame {
         &self.frames[self.frames.len() - 1]
     }
+    /// Whether any byte of `[lo, hi)` (negative offsets) of frame `fi`
+    /// belongs to a dynptr.
+    fn dynptr_in(&self, fi: usize, lo: i64, hi: i64) -> bool {
+        let fr = &self.frames[fi];
+        lo < hi && slots_of(lo, hi).any(|i| fr.stack.get(i).is_some_and(Slot::is_dynptr))
+    }
+
+    /// A write to bytes `[lo, hi)` of frame `fi` destroys the dynptrs
+    /// there: both their slots become invalid and the slices taken from
+    /// them unusable.
+    fn destroy_dynptrs(&mut self, fi: usize, lo: i64, hi: i64) {
+        if !self.dynptr_in(fi, lo, hi) {
+            return;
+        }
+        let mut ids = Vec::new();
+        let fr = &mut self.frames[fi];
+        for i in slots_of(lo, hi) {
+            if fr.stack.get(i).is_some_and(Slot::is_dynptr) {
+                let first = fr.stack[i].spill.aux == 1;
+                ids.push(fr.stack[i].spill.id);
+                let partner = if first { i.checked_sub(1) } else { Some(i + 1) };
+                fr.stack[i] = Slot::EMPTY;
+                if let Some(p) = partner {
+                    if fr.stack.get(p).is_some_and(Slot::is_dynptr) {
+                        fr.stack[p] = Slot::EMPTY;
+                    }
+                }
+            }
+        }
+        for id in ids {
+            self.for_each_reg(|r| {
+                if r.ty == Ty::Mem && r.slice == id {
+                    *r = Reg::unknown();
+                }
+            });
+        }
+    }
+
     fn for_each_reg(&mut self, mut f: impl FnMut(&mut Reg)) {
         for fr in &mut self.frames {
             for r in &mut fr.regs {
@@ -258,11 +325,81 @@ impl State {
     }
 }
 
+/// Stack slot indices covering bytes `[lo, hi)` (negative offsets, `lo < hi <= 0`).
+fn slots_of(lo: i64, hi: i64) -> std::ops::RangeInclusive<usize> {
+    ((-hi) / 8) as usize..=((-lo - 1) / 8) as usize
+}
+
 struct Checkpoint {
     frames: Vec<Frame>,
     refs: Vec<(u32, usize)>,
     parent: Option<u32>,
     live: u32,
+}
+
+/// The exact-match part of a state at a prune point (see `Env::key`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    frames: u32,
+    regs: [u64; 10],
+}
+
+impl Key {
+    /// Registers the key pins down (initialised and live); the others are
+    /// wildcards in an old state.
+    fn mask(&self) -> u16 {
+        (0..10).filter(|&r| self.regs[r] != 0).fold(0, |m, r| m | 1 << r)
+    }
+
+    /// A hash of the frame count and the registers in `mask`. An old state
+    /// subsumes a new one only if the new key hashes, under the old key's
+    /// mask, to the old key's hash (collisions only cost a full compare).
+    fn hash(&self, mask: u16) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ self.frames as u64;
+        for r in 0..10 {
+            if mask & (1 << r) != 0 {
+                h = (h ^ self.regs[r] ^ (r as u64) << 60).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+            }
+        }
+        h
+    }
+}
+
+/// Hasher for checkpoint bucket keys, which already carry a hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Type, nullness, flags and fixed offset of an initialised register.
+#[inline]
+fn reg_key(r: &Reg) -> u64 {
+    if r.ty == Ty::Scalar {
+        return (Ty::Scalar as u64) << 40;
+    }
+    (r.ty as u64) << 40
+        | (r.nullable as u64) << 39
+        | (r.ringbuf as u64) << 38
+        | (r.rdonly as u64) << 37
+        | r.off as u32 as u64
 }
 
 enum Flow {
@@ -275,11 +412,19 @@ struct Env<'a> {
     st: &'a Structure,
     pending: Vec<(usize, State)>,
     ckpts: Vec<Checkpoint>,
-    /// Per instruction: stored checkpoints as (index, type signature,
-    /// signature mask), see `signature`.
-    visited: Vec<Vec<(u32, u64, u64)>>,
+    /// Per instruction: the distinct key masks of its checkpoints.
+    masks: Vec<Vec<u16>>,
+    /// Checkpoints by (instruction, key mask, key hash under the mask).
+    buckets: HashMap<(u32, u16, u64), Vec<u32>, BuildHasherDefault<KeyHasher>>,
+    /// Per instruction: checkpoints stored.
+    nstates: Vec<u32>,
+    /// Scratch id map of `subsumes` (reused to avoid an allocation per comparison).
+    idmap: RefCell<Vec<(u32, u32)>>,
     processed: u64,
     last_ckpt_at: u64,
+    /// Jumps, calls and exits processed, and their count at the last checkpoint.
+    jumps: u64,
+    last_ckpt_jumps: u64,
     ctx_mask: Vec<Option<u16>>,
     mem_state: Vec<u8>,
     ptr_kind: Vec<Option<Ty>>,
@@ -301,9 +446,14 @@ pub(crate) fn run(input: &VerifyInput, st: &Structure) -> Res<Facts> {
         st,
         pending: Vec::new(),
         ckpts: Vec::new(),
-        visited: vec![Vec::new(); n],
+        masks: vec![Vec::new(); n],
+        buckets: HashMap::default(),
+        nstates: vec![0; n],
+        idmap: RefCell::new(Vec::new()),
         processed: 0,
         last_ckpt_at: 0,
+        jumps: 0,
+        last_ckpt_jumps: 0,
         ctx_mask: vec![None; n],
         mem_state: vec![0; n],
         ptr_kind: vec![None; n],
@@ -377,7 +527,7 @@ fn op_sym(op: AluOp) -> &'static str {
 
 /// Types for which the kernel refuses "same insn, different pointers".
 fn mismatch_sensitive(t: Ty) -> bool {
-    matches!(t, Ty::Ctx | Ty::Sock | Ty::SockCommon)
+    matches!(t, Ty::Ctx | Ty::Sock | Ty::SockCommon | Ty::Obj)
 }
 
 impl<'a> Env<'a> {
@@ -515,6 +665,12 @@ impl<'a> Env<'a> {
                 return Err(self.reject(pc, Rule::FramePointerWrite, "frame pointer is read only".into(), &s));
             }
             self.cur_fail = false;
+            if matches!(
+                d.ins,
+                Instruction::Ja { .. } | Instruction::Jump { .. } | Instruction::Call(_) | Instruction::Exit
+            ) {
+                self.jumps += 1;
+            }
             let flow = self.step(pc, d.ins, &mut s)?;
             if matches!(d.ins, Instruction::Load { .. } | Instruction::Store { .. } | Instruction::Atomic { .. }) {
                 let m = &mut self.mem_state[pc];
@@ -534,62 +690,87 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// A cheap summary of the state for pruning: 4 bits of type per live
-    /// register of the top frame and the frame count, with a mask that
-    /// leaves out uninitialised registers (which subsume anything).
-    fn signature(&self, s: &State, pc: usize) -> (u64, u64) {
+    /// A cheap summary of the state for pruning: per live register of the
+    /// top frame, its type, nullness, flags and fixed offset (what
+    /// `regsafe` requires to be equal), 0 for registers that are not live
+    /// or not initialised (an old state's uninitialised register subsumes
+    /// anything), plus the frame count. Comparing keys rejects most
+    /// candidate checkpoints without touching their frames.
+    fn key(&self, s: &State, pc: usize) -> Key {
         let live = self.st.live_in[pc];
         let fr = s.top();
-        let (mut sig, mut mask) = ((s.frames.len() as u64) << 40, 0xffu64 << 40);
-        for r in 0..10 {
-            if live & (1 << r) != 0 && fr.regs[r].ty != Ty::NotInit {
-                sig |= (fr.regs[r].ty as u64 & 0xf) << (4 * r);
-                mask |= 0xf << (4 * r);
+        let mut regs = [0u64; 10];
+        for (r, k) in regs.iter_mut().enumerate() {
+            let reg = &fr.regs[r];
+            if live & (1 << r) != 0 && reg.ty != Ty::NotInit {
+                *k = reg_key(reg);
             }
         }
-        (sig, mask)
+        Key { frames: s.frames.len() as u32, regs }
     }
 
     /// State pruning at a prune point. Returns true if the path is pruned.
     fn visit(&mut self, pc: usize, s: &mut State) -> Res<bool> {
         let mut in_progress = false;
-        let (sig, mask) = self.signature(s, pc);
-        for &(ci, csig, cmask) in &self.visited[pc] {
-            if (csig ^ sig) & cmask != 0 {
-                continue;
-            }
-            let c = &self.ckpts[ci as usize];
-            if c.live > 0 {
-                if c.frames.len() == s.frames.len()
-                    && c.frames[c.frames.len() - 1].regs == s.top().regs
-                    && c.frames == s.frames
-                    && c.refs.len() == s.refs.len()
-                {
-                    return Err(self.reject(pc, Rule::InfiniteLoop, format!("infinite loop detected at insn {pc}"), s));
+        let key = self.key(s, pc);
+        // Candidates: the checkpoints whose key, under their own mask,
+        // hashes like the new state's key under that mask.
+        for mi in 0..self.masks[pc].len() {
+            let mask = self.masks[pc][mi];
+            let Some(bucket) = self.buckets.get(&(pc as u32, mask, key.hash(mask))) else { continue };
+            for &ci in bucket {
+                let c = &self.ckpts[ci as usize];
+                if c.live > 0 {
+                    if c.frames.len() == s.frames.len()
+                        && c.frames[c.frames.len() - 1].regs == s.top().regs
+                        && c.frames == s.frames
+                        && c.refs.len() == s.refs.len()
+                    {
+                        return Err(self.reject(
+                            pc,
+                            Rule::InfiniteLoop,
+                            format!("infinite loop detected at insn {pc}"),
+                            s,
+                        ));
+                    }
+                    in_progress = true;
+                    continue;
                 }
-                in_progress = true;
-                continue;
-            }
-            if self.subsumes(c, s, pc) {
-                return Ok(true);
+                if self.subsumes(c, s, pc) {
+                    return Ok(true);
+                }
             }
         }
-        if (in_progress && self.processed - self.last_ckpt_at < 100) || self.visited[pc].len() >= MAX_STATES_PER_INSN {
+        // Like the kernel, checkpoint only after a few jumps and
+        // instructions since the last one (cheaper, same verdicts).
+        let sparse = self.jumps - self.last_ckpt_jumps < 2 || self.processed - self.last_ckpt_at < 8;
+        if sparse
+            || (in_progress && self.processed - self.last_ckpt_at < 100)
+            || self.nstates[pc] as usize >= MAX_STATES_PER_INSN
+        {
             return Ok(false);
         }
         let idx = self.ckpts.len() as u32;
         self.ckpts.push(Checkpoint { frames: s.frames.clone(), refs: s.refs.clone(), parent: s.parent, live: 1 });
         s.parent = Some(idx);
-        self.visited[pc].push((idx, sig, mask));
+        let mask = key.mask();
+        if !self.masks[pc].contains(&mask) {
+            self.masks[pc].push(mask);
+        }
+        self.buckets.entry((pc as u32, mask, key.hash(mask))).or_default().push(idx);
+        self.nstates[pc] += 1;
         self.last_ckpt_at = self.processed;
+        self.last_ckpt_jumps = self.jumps;
         Ok(false)
     }
 
     fn subsumes(&self, c: &Checkpoint, s: &State, pc: usize) -> bool {
+        let mut idmap = self.idmap.borrow_mut();
+        idmap.clear();
+        let idmap = &mut *idmap;
         if c.frames.len() != s.frames.len() || c.refs.len() != s.refs.len() {
             return false;
         }
-        let mut idmap: Vec<(u32, u32)> = Vec::new();
         let nf = s.frames.len();
         for fi in 0..nf {
             let (of, cf) = (&c.frames[fi], &s.frames[fi]);
@@ -612,15 +793,15 @@ impl<'a> Env<'a> {
                 if precise & (1 << r) == 0 && o.ty == Ty::Scalar && c.ty == Ty::Scalar {
                     continue;
                 }
-                if !regsafe(o, c, &mut idmap) {
+                if !regsafe(o, c, idmap) {
                     return false;
                 }
             }
-            if !stacksafe(&of.stack, &cf.stack, &mut idmap) {
+            if !stacksafe(&of.stack, &cf.stack, idmap) {
                 return false;
             }
         }
-        c.refs.iter().zip(&s.refs).all(|(a, b)| check_id(a.0, b.0, &mut idmap))
+        c.refs.iter().zip(&s.refs).all(|(a, b)| check_id(a.0, b.0, idmap))
     }
 
     fn step(&mut self, pc: usize, ins: Instruction, s: &mut State) -> Res<Flow> {
@@ -761,12 +942,7 @@ impl<'a> Env<'a> {
                 s.frames.push(f);
                 Ok(Flow::Next(target))
             }
-            Instruction::Call(CallTarget::Kfunc { btf_id, off }) => Err(self.reject(
-                pc,
-                Rule::Unsupported,
-                format!("kfunc calls are not supported by the uxdp verifier (btf_id {btf_id}, module {off})"),
-                s,
-            )),
+            Instruction::Call(CallTarget::Kfunc { btf_id, off }) => self.call_kfunc(pc, btf_id, off, s),
             Instruction::Callx { .. } => {
                 Err(self.reject(pc, Rule::InvalidInstruction, "callx is not supported".into(), s))
             }
@@ -1069,7 +1245,7 @@ impl<'a> Env<'a> {
         }
         let known_zero = offr.val.const_value() == Some(0);
         match ptr.ty {
-            Ty::Ctx | Ty::MapValue | Ty::MapKey | Ty::Stack | Ty::PktMeta | Ty::Pkt | Ty::Mem | Ty::Func => {}
+            Ty::Ctx | Ty::MapValue | Ty::MapKey | Ty::Stack | Ty::PktMeta | Ty::Pkt | Ty::Mem | Ty::Func | Ty::Obj => {}
             Ty::MapPtr if known_zero && op == AluOp::Add => {}
             _ => {
                 return Err(self.reject(
@@ -1188,7 +1364,7 @@ impl<'a> Env<'a> {
                         s,
                     ));
                 }
-                match ctx::access(self.input.prog_type, off, sz, write) {
+                match ctx::access(self.input.prog_type, self.input.attach, off, sz, write) {
                     Err(why) => Err(self.reject(
                         pc,
                         Rule::CtxAccess,
@@ -1252,6 +1428,14 @@ impl<'a> Env<'a> {
                     Ty::MapKey => (self.maps()[base.aux as usize].key_size as i64, "map key"),
                     _ => (self.maps()[base.aux as usize].value_size as i64, "map value"),
                 };
+                if write && base.ty == Ty::Mem && base.rdonly {
+                    return Err(self.reject(
+                        pc,
+                        Rule::ReadOnly,
+                        format!("R{regno} cannot write into {}", base.type_name()),
+                        s,
+                    ));
+                }
                 if write && base.ty == Ty::MapKey {
                     return Err(self.reject(
                         pc,
@@ -1269,6 +1453,44 @@ impl<'a> Env<'a> {
                     ));
                 }
                 self.region_check(pc, s, regno, &base, off, sz, limit, what)?;
+                Ok(if write { None } else { load(Scalar::UNKNOWN) })
+            }
+            Ty::Obj => {
+                let obj = Obj::from_aux(base.aux);
+                let tn = base.type_name();
+                if !base.val.is_const() {
+                    return Err(self.reject(
+                        pc,
+                        Rule::InvalidMemAccess,
+                        format!("R{regno} is {tn} invalid variable offset: off={off}, var_off={}", base.val.var),
+                        s,
+                    ));
+                }
+                let off = off + base.val.var.value as i64;
+                if off < 0 {
+                    return Err(self.reject(
+                        pc,
+                        Rule::InvalidMemAccess,
+                        format!("R{regno} is {tn} invalid negative access: off={off}"),
+                        s,
+                    ));
+                }
+                if off + sz > obj.size() {
+                    return Err(self.reject(
+                        pc,
+                        Rule::InvalidMemAccess,
+                        format!("access beyond struct {} at off {off} size {size}", obj.name()),
+                        s,
+                    ));
+                }
+                if write && (off != kfuncs::NF_CONN_MARK || size != 4) {
+                    return Err(self.reject(
+                        pc,
+                        Rule::ReadOnly,
+                        format!("no write support to {} at off {off} size {size} (only the 4-byte mark)", obj.name()),
+                        s,
+                    ));
+                }
                 Ok(if write { None } else { load(Scalar::UNKNOWN) })
             }
             Ty::Sock | Ty::SockCommon => {
@@ -1398,8 +1620,20 @@ impl<'a> Env<'a> {
             let (lo, hi) = (off + smin, off + smax + sz);
             self.note_depth(s, fi, lo);
             if value.is_some() {
+                s.destroy_dynptrs(fi, lo, hi);
                 s.frames[fi].clobber(lo, hi, SlotKind::Misc);
                 return Ok(None);
+            }
+            if s.dynptr_in(fi, lo, hi) {
+                self.mem_fail(
+                    pc,
+                    Rule::InvalidMemAccess,
+                    format!(
+                        "invalid read from stack R{regno} var_off={} off={off} size={size}: it holds a dynptr",
+                        base.val.var
+                    ),
+                    s,
+                )?;
             }
             return Ok(load(Scalar::UNKNOWN));
         }
@@ -1416,6 +1650,7 @@ impl<'a> Env<'a> {
         let i = ((-o - 1) / 8) as usize;
         let b = (o + 8 * (i as i64 + 1)) as usize;
         if let Some(v) = value {
+            s.destroy_dynptrs(fi, o, o + sz);
             if v.is_ptr() && size != 8 {
                 self.mem_fail(pc, Rule::InvalidMemAccess, "invalid size of register spill".into(), s)?;
                 s.frames[fi].clobber(o, o + sz, SlotKind::Misc);
@@ -1441,6 +1676,15 @@ impl<'a> Env<'a> {
             return Ok(None);
         }
         let slot = s.frames[fi].stack.get(i).cloned().unwrap_or(Slot::EMPTY);
+        if slot.is_dynptr() {
+            self.mem_fail(
+                pc,
+                Rule::InvalidMemAccess,
+                format!("invalid read from stack off {o} size {size}: it holds a dynptr"),
+                s,
+            )?;
+            return Ok(load(Scalar::UNKNOWN));
+        }
         if slot.is_spill() {
             let sp = slot.spill;
             let spill_size = slot.spill_size();
@@ -1655,6 +1899,15 @@ impl<'a> Env<'a> {
                 }
                 let fi = r.aux as usize;
                 self.note_depth(s, fi, lo);
+                if s.dynptr_in(fi, lo, hi) {
+                    let what = if write { "potential write to" } else { "invalid indirect read from" };
+                    return Err(self.reject(
+                        pc,
+                        Rule::HelperArgType,
+                        format!("R{regno} {what} a dynptr on the stack (off={lo} size={size})"),
+                        s,
+                    ));
+                }
                 if write {
                     s.frames[fi].clobber(lo, hi, SlotKind::Misc);
                 }
@@ -1729,6 +1982,16 @@ impl<'a> Env<'a> {
                 s,
             ));
         };
+        if id == TAIL_CALL {
+            if let Some(&(rid, at)) = s.refs.first() {
+                return Err(self.reject(
+                    pc,
+                    Rule::ReferenceLeak,
+                    format!("tail_call would lead to reference leak (id={rid} alloc_insn={at})"),
+                    s,
+                ));
+            }
+        }
         let mut map: Option<usize> = None;
         let mut last_mem: Option<(usize, Reg, bool)> = None;
         let mut func: Option<u32> = None;
@@ -1739,6 +2002,9 @@ impl<'a> Env<'a> {
             let r = self.read(pc, s, regno as u8)?;
             match *arg {
                 Arg::Anything => {}
+                Arg::Dynptr => {
+                    self.dynptr_arg(pc, s, &format!("bpf_{name}#{id}"), i, regno, &r)?;
+                }
                 Arg::MapPtr => {
                     if r.ty != Ty::MapPtr || r.nullable {
                         return Err(self.type_err(pc, s, regno, &r, "map_ptr"));
@@ -1954,7 +2220,7 @@ impl<'a> Env<'a> {
         }
         if proto.changes_pkt {
             s.for_each_reg(|r| {
-                if matches!(r.ty, Ty::Pkt | Ty::PktEnd | Ty::PktMeta) {
+                if matches!(r.ty, Ty::Pkt | Ty::PktEnd | Ty::PktMeta) || (r.ty == Ty::Mem && r.slice != 0) {
                     *r = Reg::unknown();
                 }
             });
@@ -1993,6 +2259,355 @@ impl<'a> Env<'a> {
             self.fork(target, cs)?;
         }
         Ok(Flow::Next(pc + 1))
+    }
+
+    /// A kfunc call: arguments per the kfunc's prototype, dynptr creation,
+    /// reference acquisition and release, and the result in R0.
+    fn call_kfunc(&mut self, pc: usize, btf_id: i32, module: i16, s: &mut State) -> Res<Flow> {
+        let Some(call) = self.input.kfuncs.iter().find(|k| k.pc == pc) else {
+            return Err(self.reject(
+                pc,
+                Rule::UnknownKfunc,
+                format!("kfunc call (BTF id {btf_id}, module {module}) without a name: VerifyInput::kfuncs lists none for instruction {pc}"),
+                s,
+            ));
+        };
+        let name = call.name.as_str();
+        let proto = match kfuncs::lookup(name, self.input.prog_type) {
+            Lookup::Known(p) => p,
+            Lookup::Refused(why) => {
+                return Err(self.reject(pc, Rule::UnknownKfunc, format!("kfunc {name} {why}"), s));
+            }
+            Lookup::Unknown => {
+                return Err(self.reject(
+                    pc,
+                    Rule::UnknownKfunc,
+                    format!("kfunc {name} is not known to uxdp's verifier"),
+                    s,
+                ));
+            }
+        };
+        let mut release: Option<u32> = None;
+        let mut konst: Option<u64> = None;
+        let mut dynptr: Option<(u32, u32)> = None;
+        let mut new_dynptr: Option<(usize, i64)> = None;
+        let mut i = 0;
+        while i < proto.args.len() {
+            let regno = i + 1;
+            let r = self.read(pc, s, regno as u8)?;
+            match proto.args[i] {
+                KArg::Scalar => {
+                    if r.ty != Ty::Scalar {
+                        return Err(self.kfunc_type_err(pc, s, name, regno, &r, "scalar"));
+                    }
+                }
+                KArg::Ctx => {
+                    if r.ty != Ty::Ctx {
+                        return Err(self.reject(
+                            pc,
+                            Rule::HelperArgType,
+                            format!("{name}: arg#{i} expected pointer to ctx, but got {}", r.type_name()),
+                            s,
+                        ));
+                    }
+                    if r.off != 0 || r.val.const_value() != Some(0) {
+                        return Err(self.reject(
+                            pc,
+                            Rule::CtxModified,
+                            format!("dereference of modified ctx ptr R{regno} off={} disallowed", r.off),
+                            s,
+                        ));
+                    }
+                }
+                KArg::DynptrUninit => {
+                    let (fi, off) = self.dynptr_location(pc, s, name, i, regno, &r)?;
+                    if off < -MAX_STACK {
+                        return Err(self.reject(
+                            pc,
+                            Rule::StackBounds,
+                            format!("invalid write to stack R{regno} off={off} size=16 (dynptr)"),
+                            s,
+                        ));
+                    }
+                    new_dynptr = Some((fi, off));
+                }
+                KArg::Dynptr => dynptr = Some(self.dynptr_arg(pc, s, name, i, regno, &r)?),
+                KArg::MemSize { optional, konst: is_konst } => {
+                    let size_regno = regno + 1;
+                    let size = self.read(pc, s, size_regno as u8)?;
+                    self.seed(pc, 1 << size_regno);
+                    if r.ty == Ty::Scalar {
+                        self.seed(pc, 1 << regno);
+                    }
+                    if size.ty != Ty::Scalar {
+                        return Err(self.kfunc_type_err(pc, s, name, size_regno, &size, "scalar"));
+                    }
+                    if !(optional && r.is_const_zero()) {
+                        self.kfunc_mem(pc, s, name, regno, r, &size)?;
+                    }
+                    if is_konst {
+                        let Some(k) = size.val.const_value() else {
+                            return Err(self.reject(
+                                pc,
+                                Rule::HelperArgSize,
+                                format!("{name}: R{size_regno} must be a known constant"),
+                                s,
+                            ));
+                        };
+                        konst = Some(k);
+                    }
+                    i += 1;
+                }
+                KArg::Mem(n) => {
+                    if proto.trusted && (r.nullable || r.is_const_zero()) {
+                        return Err(self.reject(
+                            pc,
+                            Rule::NullDeref,
+                            format!("{name}: Possibly NULL pointer passed to trusted arg{i}"),
+                            s,
+                        ));
+                    }
+                    let size = Reg::scalar(Scalar::konst(n as u64));
+                    self.kfunc_mem(pc, s, name, regno, r, &size)?;
+                }
+                KArg::Obj(want) => {
+                    if (proto.trusted || proto.release) && (r.nullable || r.is_const_zero()) {
+                        return Err(self.reject(
+                            pc,
+                            Rule::NullDeref,
+                            format!(
+                                "{name}: Possibly NULL pointer passed to trusted arg{i} (R{regno} type={})",
+                                r.type_name()
+                            ),
+                            s,
+                        ));
+                    }
+                    if r.ty != Ty::Obj || r.nullable {
+                        return Err(self.kfunc_type_err(pc, s, name, regno, &r, &format!("ptr_{}", want.name())));
+                    }
+                    if r.off != 0 || r.val.const_value() != Some(0) {
+                        return Err(self.reject(
+                            pc,
+                            Rule::HelperArgType,
+                            format!(
+                                "R{regno} must have zero offset when passed to release func or trusted arg to kfunc"
+                            ),
+                            s,
+                        ));
+                    }
+                    let have = Obj::from_aux(r.aux);
+                    if have != want {
+                        return Err(self.reject(
+                            pc,
+                            Rule::HelperArgType,
+                            format!(
+                                "kernel function {name} args#{i} expected pointer to STRUCT {} but R{regno} has a pointer to STRUCT {}",
+                                want.name(),
+                                have.name()
+                            ),
+                            s,
+                        ));
+                    }
+                    if proto.release {
+                        if r.ref_id == 0 || !s.refs.iter().any(|(id, _)| *id == r.ref_id) {
+                            return Err(self.reject(
+                                pc,
+                                Rule::ReferenceLeak,
+                                format!("release kernel function {name} expects refcounted PTR_TO_BTF_ID (R{regno})"),
+                                s,
+                            ));
+                        }
+                        release = Some(r.ref_id);
+                    }
+                }
+            }
+            i += 1;
+        }
+        if let Some((fi, off)) = new_dynptr {
+            // Two 8-byte writes, destroying whatever dynptr was there.
+            self.note_depth(s, fi, off);
+            s.destroy_dynptrs(fi, off, off + 16);
+            let id = self.new_id();
+            let first = ((-off - 1) / 8) as usize;
+            let fr = &mut s.frames[fi];
+            for (slot, aux) in [(first, 1), (first - 1, 0)] {
+                let sl = fr.slot_mut(slot);
+                sl.kind = [SlotKind::Dynptr; 8];
+                sl.spill = Reg { id, aux, off: DYNPTR_XDP, ..Reg::NOT_INIT };
+            }
+        }
+        if let Some(rid) = release {
+            s.refs.retain(|(i, _)| *i != rid);
+            s.for_each_reg(|r| {
+                if r.ref_id == rid {
+                    *r = Reg::unknown();
+                }
+            });
+        }
+        let fr = s.cur();
+        for r in 1..=5 {
+            fr.regs[r] = Reg::NOT_INIT;
+        }
+        let r0 = match proto.ret {
+            KRet::Int => Reg::unknown(),
+            KRet::Void => Reg::NOT_INIT,
+            KRet::Slice { rdwr } => {
+                let (id, kind) = dynptr.unwrap_or((0, 0));
+                let mut r = Reg::ptr(Ty::Mem, konst.unwrap_or(0) as u32);
+                r.rdonly = !rdwr;
+                if kind == DYNPTR_XDP as u32 {
+                    r.slice = id;
+                }
+                r
+            }
+            KRet::Obj(o) => Reg::ptr(Ty::Obj, o as u32),
+        };
+        let mut r0 = r0;
+        if proto.ret_null {
+            r0.nullable = true;
+            r0.id = self.new_id();
+        }
+        if proto.acquire {
+            if r0.id == 0 {
+                r0.id = self.new_id();
+            }
+            r0.ref_id = r0.id;
+            s.refs.push((r0.id, pc));
+        }
+        s.cur().regs[0] = r0;
+        Ok(Flow::Next(pc + 1))
+    }
+
+    /// Where a dynptr argument points: (frame, fp offset), a constant
+    /// 8-byte aligned offset leaving room for both slots.
+    #[allow(clippy::too_many_arguments)]
+    fn dynptr_location(
+        &self,
+        pc: usize,
+        s: &State,
+        who: &str,
+        argno: usize,
+        regno: usize,
+        r: &Reg,
+    ) -> Res<(usize, i64)> {
+        if r.ty != Ty::Stack {
+            return Err(self.reject(
+                pc,
+                Rule::HelperArgType,
+                format!(
+                    "{who}: arg#{argno} expected pointer to stack or const struct bpf_dynptr, got R{regno} {}",
+                    r.type_name()
+                ),
+                s,
+            ));
+        }
+        let Some(v) = r.val.const_value() else {
+            return Err(self.reject(pc, Rule::HelperArgType, "dynptr has to be at a constant offset".into(), s));
+        };
+        let off = r.off as i64 + v as i64;
+        if off % 8 != 0 || off > -16 {
+            return Err(self.reject(pc, Rule::HelperArgType, format!("cannot pass in dynptr at an offset={off}"), s));
+        }
+        Ok((r.aux as usize, off))
+    }
+
+    /// An initialised dynptr argument: its (id, kind).
+    #[allow(clippy::too_many_arguments)]
+    fn dynptr_arg(&self, pc: usize, s: &State, who: &str, argno: usize, regno: usize, r: &Reg) -> Res<(u32, u32)> {
+        let (fi, off) = self.dynptr_location(pc, s, who, argno, regno, r)?;
+        let first = ((-off - 1) / 8) as usize;
+        let fr = &s.frames[fi];
+        match (fr.stack.get(first), fr.stack.get(first - 1)) {
+            (Some(a), Some(b))
+                if a.is_dynptr()
+                    && b.is_dynptr()
+                    && a.spill.aux == 1
+                    && b.spill.aux == 0
+                    && a.spill.id == b.spill.id =>
+            {
+                Ok((a.spill.id, a.spill.off as u32))
+            }
+            _ => Err(self.reject(
+                pc,
+                Rule::HelperArgType,
+                format!("{who}: Expected an initialized dynptr as arg #{regno} (fp{off})"),
+                s,
+            )),
+        }
+    }
+
+    /// A kfunc memory argument of `size` bytes (read and written by the
+    /// kfunc): NULL only with a zero size.
+    fn kfunc_mem(&mut self, pc: usize, s: &mut State, name: &str, regno: usize, r: Reg, size: &Reg) -> Res<()> {
+        if size.val.smin < 0 {
+            return Err(self.reject(
+                pc,
+                Rule::HelperArgSize,
+                format!("{name}: R{} min value is negative, either use unsigned or 'var &= const'", regno + 1),
+                s,
+            ));
+        }
+        if size.val.umax >= MAX_VAR_OFF as u64 {
+            return Err(self.reject(
+                pc,
+                Rule::HelperArgSize,
+                format!("{name}: R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno + 1),
+                s,
+            ));
+        }
+        if r.ty == Ty::Scalar {
+            if r.is_const_zero() && size.val.umax == 0 {
+                return Ok(());
+            }
+            return Err(self.kfunc_type_err(pc, s, name, regno, &r, "fp, pkt, pkt_meta, map_key, map_value, mem"));
+        }
+        if r.nullable {
+            return Err(self.kfunc_type_err(pc, s, name, regno, &r, "fp, pkt, pkt_meta, map_key, map_value, mem"));
+        }
+        if !matches!(r.ty, Ty::Stack | Ty::Pkt | Ty::PktMeta | Ty::MapKey | Ty::MapValue | Ty::Mem) {
+            return Err(self.kfunc_type_err(pc, s, name, regno, &r, "fp, pkt, pkt_meta, map_key, map_value, mem"));
+        }
+        let n = size.val.umax;
+        if r.ty == Ty::Stack && n > 0 {
+            // Read by the kfunc: dynptr bytes are not memory.
+            let fi = r.aux as usize;
+            if r.val.is_const() {
+                let lo = r.off as i64 + r.val.var.value as i64;
+                if lo >= -MAX_STACK && lo + n as i64 <= 0 && s.dynptr_in(fi, lo, lo + n as i64) {
+                    return Err(self.reject(
+                        pc,
+                        Rule::HelperArgType,
+                        format!("{name}: R{regno} invalid indirect read from stack: it holds a dynptr"),
+                        s,
+                    ));
+                }
+            }
+        }
+        self.mem_arg(pc, s, regno, r, n, false)?;
+        let ro = match r.ty {
+            Ty::MapValue => r.aux != INNER_MAP && self.maps()[r.aux as usize].flags & BPF_F_RDONLY_PROG != 0,
+            Ty::Mem => r.rdonly,
+            _ => false,
+        };
+        if ro && n > 0 {
+            return Err(self.reject(
+                pc,
+                Rule::ReadOnly,
+                format!("{name}: R{regno} points to read-only memory ({}), the kfunc may write it", r.type_name()),
+                s,
+            ));
+        }
+        Ok(())
+    }
+
+    fn kfunc_type_err(&self, pc: usize, s: &State, name: &str, regno: usize, r: &Reg, expected: &str) -> Rejection {
+        let rule = if r.nullable { Rule::NullDeref } else { Rule::HelperArgType };
+        let msg = if r.nullable {
+            format!("{name}: Possibly NULL pointer passed to arg{} (R{regno} type={})", regno - 1, r.type_name())
+        } else {
+            format!("{name}: R{regno} type={} expected={expected}", r.type_name())
+        };
+        self.reject(pc, rule, msg, s)
     }
 
     /// The kernel's `check_max_stack_depth`: every call chain's frames,
@@ -2075,7 +2690,15 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut Vec<(u32, u32)>) -> bool {
     if old.ty == Ty::Scalar {
         return old.val.contains(&cur.val) && (old.id == 0 || check_id(old.id, cur.id, idmap));
     }
-    if old.nullable != cur.nullable || old.off != cur.off || old.ringbuf != cur.ringbuf || !old.val.contains(&cur.val) {
+    if old.nullable != cur.nullable
+        || old.off != cur.off
+        || old.ringbuf != cur.ringbuf
+        || old.rdonly != cur.rdonly
+        || !old.val.contains(&cur.val)
+    {
+        return false;
+    }
+    if (old.slice != 0 || cur.slice != 0) && !check_id(old.slice, cur.slice, idmap) {
         return false;
     }
     let aux_ok = match old.ty {
@@ -2088,6 +2711,16 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut Vec<(u32, u32)>) -> bool {
 fn stacksafe(old: &[Slot], cur: &[Slot], idmap: &mut Vec<(u32, u32)>) -> bool {
     for (i, os) in old.iter().enumerate() {
         let cs = cur.get(i).cloned().unwrap_or(Slot::EMPTY);
+        if os.is_dynptr() {
+            if !cs.is_dynptr()
+                || cs.spill.aux != os.spill.aux
+                || cs.spill.off != os.spill.off
+                || !check_id(os.spill.id, cs.spill.id, idmap)
+            {
+                return false;
+            }
+            continue;
+        }
         if os.is_spill() {
             if !cs.is_spill() || cs.spill_size() != os.spill_size() {
                 // A spilled scalar that nothing relies on precisely still
@@ -2110,7 +2743,7 @@ fn stacksafe(old: &[Slot], cur: &[Slot], idmap: &mut Vec<(u32, u32)>) -> bool {
                 SlotKind::Misc => match cs.kind[b] {
                     SlotKind::Misc | SlotKind::Zero => true,
                     SlotKind::Spill => cs.spill.ty == Ty::Scalar,
-                    SlotKind::Invalid => false,
+                    SlotKind::Invalid | SlotKind::Dynptr => false,
                 },
                 SlotKind::Zero => match cs.kind[b] {
                     SlotKind::Zero => true,
@@ -2118,6 +2751,7 @@ fn stacksafe(old: &[Slot], cur: &[Slot], idmap: &mut Vec<(u32, u32)>) -> bool {
                     _ => false,
                 },
                 SlotKind::Spill => cs.kind[b] == SlotKind::Spill,
+                SlotKind::Dynptr => cs.kind[b] == SlotKind::Dynptr,
             };
             if !ok {
                 return false;

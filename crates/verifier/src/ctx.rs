@@ -2,7 +2,7 @@
 //! `struct __sk_buff` a program may read or write, and what a read yields
 //! (the kernel's `xdp_is_valid_access` and `sk_filter_is_valid_access`).
 
-use crate::ProgType;
+use crate::{AttachType, ProgType};
 
 /// What a valid context load produces.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -26,14 +26,20 @@ pub(crate) const SK_BUFF_SIZE: i64 = 192;
 
 /// Checks a context access at byte offset `off` of `size` bytes; `Err`
 /// explains why it is refused.
-pub(crate) fn access(t: ProgType, off: i64, size: i64, write: bool) -> Result<CtxField, &'static str> {
+pub(crate) fn access(
+    t: ProgType,
+    attach: AttachType,
+    off: i64,
+    size: i64,
+    write: bool,
+) -> Result<CtxField, &'static str> {
     match t {
-        ProgType::Xdp => xdp(off, size, write),
+        ProgType::Xdp => xdp(attach, off, size, write),
         ProgType::SocketFilter => skb(off, size, write),
     }
 }
 
-fn xdp(off: i64, size: i64, write: bool) -> Result<CtxField, &'static str> {
+fn xdp(attach: AttachType, off: i64, size: i64, write: bool) -> Result<CtxField, &'static str> {
     if !(0..XDP_MD_SIZE).contains(&off) {
         return Err("offset outside struct xdp_md");
     }
@@ -47,9 +53,8 @@ fn xdp(off: i64, size: i64, write: bool) -> Result<CtxField, &'static str> {
         0 => Ok(CtxField::Packet),
         4 => Ok(CtxField::PacketEnd),
         8 => Ok(CtxField::PacketMeta),
-        // egress_ifindex (offset 20) is readable only by programs attached
-        // to devmap entries; uxdp's program types do not distinguish the
-        // attach type, so it is allowed.
+        // egress_ifindex: only devmap programs know the egress device.
+        20 if attach != AttachType::Devmap => Err("egress_ifindex is readable only by BPF_XDP_DEVMAP programs"),
         _ => Ok(CtxField::Scalar),
     }
 }
@@ -102,15 +107,21 @@ mod tests {
 
     #[test]
     fn xdp_and_skb_rules() {
-        assert_eq!(access(ProgType::Xdp, 0, 4, false), Ok(CtxField::Packet));
-        assert!(access(ProgType::Xdp, 0, 8, false).is_err());
-        assert!(access(ProgType::Xdp, 12, 4, true).is_err());
-        assert!(access(ProgType::Xdp, 24, 4, false).is_err());
-        assert_eq!(access(ProgType::SocketFilter, 0, 4, false), Ok(CtxField::Scalar));
-        assert_eq!(access(ProgType::SocketFilter, 0, 1, false), Ok(CtxField::Scalar));
-        assert!(access(ProgType::SocketFilter, 76, 4, false).is_err());
-        assert!(access(ProgType::SocketFilter, 0, 4, true).is_err());
-        assert!(access(ProgType::SocketFilter, 48, 8, true).is_ok());
-        assert!(access(ProgType::SocketFilter, 64, 8, true).is_err());
+        use AttachType::*;
+        let sk = ProgType::SocketFilter;
+        assert_eq!(access(ProgType::Xdp, Default, 0, 4, false), Ok(CtxField::Packet));
+        assert!(access(ProgType::Xdp, Default, 0, 8, false).is_err());
+        assert!(access(ProgType::Xdp, Default, 12, 4, true).is_err());
+        assert!(access(ProgType::Xdp, Default, 24, 4, false).is_err());
+        assert!(access(ProgType::Xdp, Default, 20, 4, false).is_err());
+        assert!(access(ProgType::Xdp, Cpumap, 20, 4, false).is_err());
+        assert_eq!(access(ProgType::Xdp, Devmap, 20, 4, false), Ok(CtxField::Scalar));
+        assert_eq!(access(ProgType::Xdp, Default, 16, 4, false), Ok(CtxField::Scalar));
+        assert_eq!(access(sk, Default, 0, 4, false), Ok(CtxField::Scalar));
+        assert_eq!(access(sk, Default, 0, 1, false), Ok(CtxField::Scalar));
+        assert!(access(sk, Default, 76, 4, false).is_err());
+        assert!(access(sk, Default, 0, 4, true).is_err());
+        assert!(access(sk, Default, 48, 8, true).is_ok());
+        assert!(access(sk, Default, 64, 8, true).is_err());
     }
 }

@@ -39,6 +39,8 @@ pub(crate) enum Arg {
     SockCommon,
     /// Ring-buffer memory to release.
     RingbufMem,
+    /// An initialised `struct bpf_dynptr` on the stack, not modified.
+    Dynptr,
 }
 
 /// Return kinds.
@@ -207,6 +209,8 @@ pub(crate) fn proto(id: i32) -> Option<Proto> {
         130 => maps(p(nm, &[MapPtr, MEM, SIZE0, Anything], Ret::Integer), &[mt::RINGBUF]),
         131 => maps(p(nm, &[MapPtr, AllocSize, Anything], Ret::RingbufMemOrNull), &[mt::RINGBUF]),
         132 | 133 => rel(p(nm, &[RingbufMem, Anything], Ret::Void)),
+        201 => p(nm, &[UninitMem, SIZE0, Dynptr, Anything, Anything], Ret::Integer),
+        202 => p(nm, &[Dynptr, Anything, MEM, SIZE0, Anything], Ret::Integer),
         134 => maps(p(nm, &[MapPtr, Anything], Ret::Integer), &[mt::RINGBUF]),
         181 => cb(p(nm, &[Anything, Func, StackOrNull, Anything], Ret::Integer), Callback::Loop),
         164 => {

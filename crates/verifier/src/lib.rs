@@ -17,7 +17,12 @@
 //!    kernel, with state pruning at jump targets (an explored state that
 //!    subsumes the current one ends the path; an identical in-progress
 //!    state is an infinite loop) and the kernel's budget of 1,000,000
-//!    processed instructions. Registers carry types (scalar, ctx, packet,
+//!    processed instructions. As in the kernel, a state is stored only
+//!    after at least 2 jumps and 8 instructions since the last one;
+//!    candidates are looked up by a hash of what subsumption needs to be
+//!    equal (type, nullness and fixed offset of each live register), and
+//!    registers that are not live, or scalars whose value never reaches a
+//!    safety decision (precision), are not compared. Registers carry types (scalar, ctx, packet,
 //!    packet end, packet meta, stack, map pointer, map value (or null),
 //!    map key, memory (ring buffer, or null), sockets, function pointers)
 //!    and scalars carry signed/unsigned 64/32-bit bounds plus known bits.
@@ -25,6 +30,11 @@
 //! [`Mode::Permissive`] keeps every structural and type rule but does not
 //! reject an access whose bounds it cannot prove; [`Facts::proven`] then
 //! tells the runtime which accesses still need their checks.
+//!
+//! kfunc calls (`call` with `src_reg = 2`) are checked against the
+//! prototypes of the kfuncs uxdp models (dynptrs over the XDP buffer and
+//! netfilter conntrack lookups, with reference tracking); the callee's
+//! name comes from [`VerifyInput::kfuncs`].
 //!
 //! `lddw` map references: `src_reg` 1 (`map_fd`) and 5 (`map_idx`) take
 //! `imm` as an index into [`VerifyInput::maps`]; 2 and 6 (map value) take
@@ -36,6 +46,7 @@
 mod check;
 mod ctx;
 mod helpers;
+mod kfuncs;
 pub mod scalar;
 mod structure;
 pub mod tnum;
@@ -102,7 +113,71 @@ impl From<&uxdp_object::MapDef> for MapInfo {
     }
 }
 
+/// The hook an XDP program is loaded for: the kernel's
+/// `expected_attach_type`, which libbpf derives from the section name.
+/// Only `BPF_XDP_DEVMAP` programs may read `xdp_md.egress_ifindex`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum AttachType {
+    /// A network device (`BPF_XDP`, or unset): sections `xdp`, `xdp.frags`,
+    /// and every non-XDP program.
+    #[default]
+    Default,
+    /// A devmap entry's second-stage program (`BPF_XDP_DEVMAP`): sections
+    /// `xdp/devmap`, `xdp.frags/devmap`.
+    Devmap,
+    /// A cpumap entry's second-stage program (`BPF_XDP_CPUMAP`): sections
+    /// `xdp/cpumap`, `xdp.frags/cpumap`.
+    Cpumap,
+}
+
+impl AttachType {
+    /// The attach type libbpf gives a program in section `section`.
+    pub fn from_section(section: &str) -> AttachType {
+        match uxdp_object::ProgramKind::from_section(section) {
+            uxdp_object::ProgramKind::Xdp { attach, .. } => AttachType::from(attach),
+            _ => AttachType::Default,
+        }
+    }
+
+    /// The attach type of a parsed program (from its section name).
+    pub fn of_program(def: &uxdp_object::ProgramDef) -> AttachType {
+        match &def.kind {
+            uxdp_object::ProgramKind::Xdp { attach, .. } => AttachType::from(*attach),
+            _ => AttachType::Default,
+        }
+    }
+}
+
+impl From<uxdp_object::XdpAttach> for AttachType {
+    fn from(a: uxdp_object::XdpAttach) -> AttachType {
+        match a {
+            uxdp_object::XdpAttach::Device => AttachType::Default,
+            uxdp_object::XdpAttach::Devmap => AttachType::Devmap,
+            uxdp_object::XdpAttach::Cpumap => AttachType::Cpumap,
+        }
+    }
+}
+
+/// A kfunc call site: the `call` (`src_reg = 2`) at instruction `pc`
+/// calls the kernel function `name` (what [`uxdp_object`] records for
+/// every relocated kfunc call; `weak` and `btf_id` are not used here).
+pub use uxdp_object::KfuncCall;
+
 /// A program to verify.
+///
+/// Build it with [`VerifyInput::new`] (strict mode, no kfunc calls,
+/// default attach type) and the setters, or [`VerifyInput::for_program`]
+/// for a parsed program:
+///
+/// ```
+/// use uxdp_verifier::{verify, AttachType, Mode, ProgType, VerifyInput};
+/// let insns = uxdp_asm::assemble("ldxw %r0, [%r1+20]\nexit").unwrap(); // egress_ifindex
+/// let strict = VerifyInput::new(&insns, ProgType::Xdp, &[]);
+/// assert!(verify(&strict).is_err());
+/// assert!(verify(&strict.attach(AttachType::Devmap)).is_ok());
+/// assert!(verify(&strict.mode(Mode::Permissive)).is_err()); // a context rule, not memory safety
+/// // For a parsed object: VerifyInput::for_program(def, ProgType::Xdp, &maps).
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyInput<'a> {
     /// Instruction slots (after relocation: `lddw` map references by index).
@@ -113,6 +188,42 @@ pub struct VerifyInput<'a> {
     pub maps: &'a [MapInfo],
     /// Strictness.
     pub mode: Mode,
+    /// The kfunc called at each kfunc call instruction (by `pc`); a kfunc
+    /// call whose `pc` is not listed is rejected.
+    pub kfuncs: &'a [KfuncCall],
+    /// The program's expected attach type (XDP context access rules).
+    pub attach: AttachType,
+}
+
+impl<'a> VerifyInput<'a> {
+    /// A strict-mode input without kfunc calls, attach type
+    /// [`AttachType::Default`].
+    pub fn new(insns: &'a [Insn], prog_type: ProgType, maps: &'a [MapInfo]) -> VerifyInput<'a> {
+        VerifyInput { insns, prog_type, maps, mode: Mode::Strict, kfuncs: &[], attach: AttachType::Default }
+    }
+
+    /// A parsed program: its instructions, kfunc call sites and attach type.
+    pub fn for_program(def: &'a uxdp_object::ProgramDef, prog_type: ProgType, maps: &'a [MapInfo]) -> VerifyInput<'a> {
+        VerifyInput::new(&def.insns, prog_type, maps).kfuncs(&def.kfuncs).attach(AttachType::of_program(def))
+    }
+
+    /// Sets the strictness.
+    pub fn mode(mut self, mode: Mode) -> VerifyInput<'a> {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the kfunc call sites.
+    pub fn kfuncs(mut self, kfuncs: &'a [KfuncCall]) -> VerifyInput<'a> {
+        self.kfuncs = kfuncs;
+        self
+    }
+
+    /// Sets the expected attach type.
+    pub fn attach(mut self, attach: AttachType) -> VerifyInput<'a> {
+        self.attach = attach;
+        self
+    }
 }
 
 /// What the verifier proved about an accepted program.
@@ -159,7 +270,10 @@ pub enum Rule {
     UninitRegister,
     /// A helper id unknown or not available to the program type.
     UnknownHelper,
-    /// A feature the uxdp verifier does not model (kfuncs, some helpers, map-in-map inner lookups, ...).
+    /// A kfunc unknown to uxdp, not available to the program type, or
+    /// needing a load option uxdp does not model (device binding).
+    UnknownKfunc,
+    /// A feature the uxdp verifier does not model (some helpers, map-in-map inner lookups, ...).
     Unsupported,
     /// `lddw` map reference to a map that does not exist or cannot be used that way.
     InvalidMap,
@@ -187,13 +301,15 @@ pub enum Rule {
     PointerArithmetic,
     /// The same instruction dereferences different pointer types on different paths.
     PointerTypeMismatch,
-    /// Helper argument of the wrong type.
+    /// Helper or kfunc argument of the wrong type (including dynptr
+    /// arguments that do not point to a suitable stack dynptr).
     HelperArgType,
-    /// Helper memory argument size invalid or unbounded.
+    /// Helper or kfunc memory argument size invalid, unbounded, or not the
+    /// known constant the kfunc needs.
     HelperArgSize,
     /// Map type not accepted by a helper.
     MapIncompatible,
-    /// A reference (socket, ring-buffer record) not released before exit, or an invalid release.
+    /// A reference (socket, ring-buffer record, conntrack entry) not released before exit, or an invalid release.
     ReferenceLeak,
     /// Return value outside the allowed range, or a stack pointer returned to the caller.
     ReturnValue,
@@ -224,6 +340,7 @@ impl Rule {
             FramePointerWrite => "frame_pointer_write",
             UninitRegister => "uninit_register",
             UnknownHelper => "unknown_helper",
+            UnknownKfunc => "unknown_kfunc",
             Unsupported => "unsupported",
             InvalidMap => "invalid_map",
             InvalidMemAccess => "invalid_mem_access",

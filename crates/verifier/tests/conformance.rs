@@ -38,7 +38,7 @@ fn negative_cases_are_rejected() {
         match prog {
             Err(_) => before += 1,
             Ok(insns) => {
-                let input = VerifyInput { insns: &insns, prog_type: ProgType::Xdp, maps: &[], mode: Mode::Strict };
+                let input = VerifyInput::new(&insns, ProgType::Xdp, &[]);
                 match verify(&input) {
                     Err(r) => {
                         by_verifier += 1;
@@ -102,7 +102,7 @@ fn positive_isa_tests_in_permissive_mode() {
             skipped += 1;
             continue;
         };
-        let input = VerifyInput { insns: &insns, prog_type: ProgType::Xdp, maps: &[], mode: Mode::Permissive };
+        let input = VerifyInput::new(&insns, ProgType::Xdp, &[]).mode(Mode::Permissive);
         match verify(&input) {
             Ok(_) => accepted += 1,
             Err(r) => {

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use uxdp_object::Object;
-use uxdp_verifier::{verify, MapInfo, Mode, ProgType, VerifyInput};
+use uxdp_verifier::{verify, MapInfo, ProgType, VerifyInput};
 
-/// Agreement reached so far; the test fails if it drops (raise it as the
-/// verifier improves).
-const AGREEMENT_FLOOR: usize = 328;
+/// Programs compared (every XDP and socket-filter program of the manifest).
+const PROGRAMS: usize = 333;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
@@ -40,7 +39,7 @@ fn corpus_agreement_with_kernel() {
                     None => Err("program not found by uxdp-object".into()),
                     Some(prog) => {
                         let maps = MapInfo::of_object(o);
-                        let input = VerifyInput { insns: &prog.insns, prog_type, maps: &maps, mode: Mode::Strict };
+                        let input = VerifyInput::for_program(prog, prog_type, &maps);
                         verify(&input).map(|_| ()).map_err(|r| r.to_string())
                     }
                 },
@@ -72,5 +71,6 @@ fn corpus_agreement_with_kernel() {
     println!(
         "corpus agreement: {agree}/{total} (both accept {ok_ok}, both reject {fail_fail}, only uxdp rejects {we_reject}, only kernel rejects {we_accept})"
     );
-    assert!(agree >= AGREEMENT_FLOOR, "agreement {agree}/{total} dropped below {AGREEMENT_FLOOR}");
+    assert_eq!(total, PROGRAMS, "the manifest's XDP and socket-filter programs changed");
+    assert_eq!(agree, total, "uxdp's strict verdict differs from the kernel's on {} programs", total - agree);
 }

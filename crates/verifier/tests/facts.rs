@@ -4,7 +4,7 @@ use uxdp_verifier::{verify, Facts, Mode, ProgType, Rejection, Rule, VerifyInput}
 
 fn run(asm: &str, mode: Mode) -> Result<Facts, Rejection> {
     let insns = uxdp_asm::assemble(asm).expect("assemble");
-    verify(&VerifyInput { insns: &insns, prog_type: ProgType::Xdp, maps: &[], mode })
+    verify(&VerifyInput::new(&insns, ProgType::Xdp, &[]).mode(mode))
 }
 
 #[test]

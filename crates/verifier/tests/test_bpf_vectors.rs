@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 use uxdp_isa::Insn;
-use uxdp_verifier::{verify, Mode, ProgType, VerifyInput};
+use uxdp_verifier::{verify, ProgType, VerifyInput};
 
 /// Largest program verified by unoptimised (debug) test builds.
 const MAX_INSNS_IN_DEBUG: usize = 4_096;
@@ -67,7 +67,7 @@ fn test_bpf_ebpf_programs_agree_with_kernel() {
         // instructions; unoptimised builds verify them too slowly for a unit
         // test run, so they are covered by `cargo test --release` only.
         total += 1;
-        let input = VerifyInput { insns: &insns, prog_type: ProgType::SocketFilter, maps: &[], mode: Mode::Strict };
+        let input = VerifyInput::new(&insns, ProgType::SocketFilter, &[]);
         let ours = verify(&input);
         let kernel = uxdp_kernel::load_raw(&insns, uxdp_kernel::ProgType::SOCKET_FILTER, "GPL", 0);
         if ours.is_ok() {
