@@ -21,7 +21,7 @@ pub use buffer::XdpBuff;
 pub use context::XdpMd;
 pub use env::ProgTable;
 pub use env::{MapTable, Redirect, XdpEnv};
-pub use loader::{LoadedObject, LoadedProgram, ObjectOptions};
+pub use loader::{LoadedObject, LoadedProgram, ObjectOptions, Verification};
 pub use run::{per_packet_line, Fnv, ReplaySummary, RunError, RunOutput, Runner, TestInput, SUMMARY_DIGEST_SEED};
 
 /// Errors of loading objects and setting up runs.

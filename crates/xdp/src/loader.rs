@@ -9,6 +9,7 @@ use std::sync::Arc;
 use uxdp_isa::LoadImmKind;
 use uxdp_maps::{Map, MapSpec};
 use uxdp_object::{InitTarget, Object, ProgramDef, ProgramKind, XdpAttach};
+use uxdp_verifier::{Facts, MapInfo, Mode, ProgType, VerifyInput};
 use uxdp_vm::{Helpers, LoadOptions, Program, Region};
 
 const PERF_EVENT_ARRAY: u32 = 4;
@@ -55,6 +56,26 @@ pub struct LoadedProgram {
     /// Why the program runs on the interpreter although the JIT was asked
     /// for (`None` when it is JIT-compiled or the interpreter was chosen).
     pub jit_error: Option<String>,
+    /// What uxdp's verifier said of an XDP program compiled by the JIT
+    /// (`None` otherwise): see [`Verification`].
+    pub verification: Option<Verification>,
+}
+
+/// The verifier's verdict on a JIT-compiled XDP program, and what the JIT
+/// made of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Accepted in strict mode (as the kernel would): its proven memory
+    /// accesses are compiled without run-time checks, and its loops without
+    /// budget charges (a verified program terminates).
+    Strict,
+    /// Rejected in strict mode (the message), accepted in permissive mode:
+    /// its proven accesses are compiled unchecked, everything else checked
+    /// at run time, loops charged to the budget.
+    Permissive(String),
+    /// Rejected in both modes (the message): every access is checked at
+    /// run time.
+    Rejected(String),
 }
 
 impl LoadedProgram {
@@ -168,21 +189,33 @@ impl LoadedObject {
         let helpers = Arc::new(xdp_helpers());
         let mut programs = Vec::new();
         let mut prog_table = ProgTable::default();
+        // The verifier sees the maps as created (sizes set by the options).
+        let map_info: Vec<MapInfo> = obj
+            .maps
+            .iter()
+            .zip(&table.maps)
+            .map(|(def, m)| MapInfo { max_entries: m.spec().max_entries, ..MapInfo::from(def) })
+            .collect();
         for def in &obj.programs {
             let program = load_program(def, &table, &helpers, &regions).map(Arc::new);
-            let jit_error = match &program {
-                Ok(p) if !opts.interpreter && uxdp_jit::available() => {
+            let (mut jit_error, mut verification) = (None, None);
+            if let Ok(p) = &program {
+                if !opts.interpreter && uxdp_jit::available() {
+                    let (v, facts) = if def.runs_as_xdp() { verify(def, &map_info) } else { (None, None) };
                     let resolve = |handle: u64| array_lookup(&table, &regions, handle);
+                    let direct = |handle: u64| direct_lookup(&table, handle);
                     let keeps = crate::helpers::keeps_regions;
                     let jit = uxdp_jit::JitOptions {
                         array_lookup: Some(&resolve),
+                        map_lookup: Some(&direct),
                         keeps_regions: Some(&keeps),
-                        ..Default::default()
+                        proven: facts.as_ref().map(|f| &f.proven[..]),
+                        terminates: v == Some(Verification::Strict),
                     };
-                    uxdp_jit::attach_with(p, &jit).err().map(|e| e.to_string())
+                    jit_error = uxdp_jit::attach_with(p, &jit).err().map(|e| e.to_string());
+                    verification = v;
                 }
-                _ => None,
-            };
+            }
             prog_table.progs.push(program.as_ref().ok().cloned());
             programs.push(LoadedProgram {
                 name: def.name.clone(),
@@ -191,6 +224,7 @@ impl LoadedObject {
                 program,
                 def: def.clone(),
                 jit_error,
+                verification,
             });
         }
         // prog arrays: `values` initialisers name entry programs
@@ -251,6 +285,29 @@ fn array_lookup(maps: &MapTable, regions: &[Region], handle: u64) -> Option<uxdp
     })
 }
 
+/// The direct form of `bpf_map_lookup_elem` on the map `handle` names:
+/// what the helper does once it has found the map (the code knows it).
+fn direct_lookup(maps: &MapTable, handle: u64) -> Option<uxdp_jit::DirectLookup> {
+    let map: Arc<dyn Map> = maps.get(handle)?.clone();
+    let key_size = map.spec().key_size;
+    Some(uxdp_jit::DirectLookup { func: lookup_direct, obj: Arc::new(map), key_size })
+}
+
+extern "sysv64" fn lookup_direct(obj: *const (), key: *const u8, cpu: u64) -> u64 {
+    // SAFETY: `obj` is the `Arc<dyn Map>` inside the `Arc` that
+    // `direct_lookup` made, which the code calling this keeps alive.
+    let map = unsafe { &*(obj as *const Arc<dyn Map>) };
+    // SAFETY: the code checked that `key_size` bytes at `key` lie in the
+    // run's stack.
+    let key = unsafe { core::slice::from_raw_parts(key, map.spec().key_size as usize) };
+    // A panic cannot unwind through generated code; maps do not panic on
+    // lookups, and if one did, the program would see NULL.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.lookup(key, cpu as u32)))
+        .ok()
+        .flatten()
+        .map_or(0, |p| p as u64)
+}
+
 fn load_program(
     def: &ProgramDef,
     maps: &Arc<MapTable>,
@@ -295,6 +352,21 @@ fn load_program(
     opts.resolve_kfunc = Some(&resolve_kfunc);
     opts.shared_regions = regions.to_vec();
     Program::load(&def.insns, &opts).map_err(|e| e.to_string())
+}
+
+/// Verifies an XDP program for the JIT: strict mode first, then permissive
+/// mode; the facts of the mode that accepted it (`None` if neither did, or
+/// if the facts do not cover every instruction).
+fn verify(def: &ProgramDef, maps: &[MapInfo]) -> (Option<Verification>, Option<Facts>) {
+    let input = VerifyInput::for_program(def, ProgType::Xdp, maps);
+    let (v, facts) = match uxdp_verifier::verify(&input.mode(Mode::Strict)) {
+        Ok(f) => (Verification::Strict, Some(f)),
+        Err(strict) => match uxdp_verifier::verify(&input.mode(Mode::Permissive)) {
+            Ok(f) => (Verification::Permissive(strict.to_string()), Some(f)),
+            Err(e) => (Verification::Rejected(e.to_string()), None),
+        },
+    };
+    (Some(v), facts.filter(|f| f.proven.len() == def.insns.len()))
 }
 
 #[cfg(test)]
