@@ -113,7 +113,7 @@ impl Runner {
             Engine::Xdp => {
                 let f = XdpFilter::new(prog, 1, 0)?;
                 if jit {
-                    uxdp_jit::attach(f.program())?;
+                    f.jit()?;
                 }
                 Runner::Xdp(f)
             }

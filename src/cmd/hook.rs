@@ -59,7 +59,7 @@ fn filter_program(rule: &FilterRule, interpreter: bool) -> Result<Arc<ChainProgr
     let insns = uxdp_cbpf::to_xdp(&classic, on_match, on_nomatch).with_context(|| format!("filter '{}'", rule.expr))?;
     let program = Program::load(&insns, &LoadOptions::new(Arc::new(Helpers::new())))?;
     if !interpreter && uxdp_jit::available() {
-        uxdp_jit::attach(&program)?;
+        uxdp_cbpf::jit_xdp(&program, &insns)?;
     }
     let name = format!("{}", ProgArg { object: Default::default(), program: None, filter: Some(rule.clone()) });
     Ok(ChainProgram::new(

@@ -63,7 +63,7 @@ pub use insn::{disassemble, parse_bytes, parse_dd, parse_ddd, parse_text, to_byt
 #[cfg(feature = "pcap")]
 pub use libpcap::compile;
 pub use runtime::Filter;
-pub use xdp::{to_socket_filter, to_xdp, XdpFilter, XdpPacket};
+pub use xdp::{jit_xdp, to_socket_filter, to_xdp, XdpFilter, XdpPacket};
 
 /// Everything that can go wrong, each naming what is wrong: the line of
 /// a text program, the instruction index and the rule it breaks, the

@@ -586,8 +586,27 @@ impl Drop for XdpPacket {
     }
 }
 
+/// Compiles an XDP program converted with [`to_xdp`] (`insns`, loaded as
+/// `prog`) with uxdp's JIT, after uxdp's verifier: what it proves (packet
+/// accesses inside the conversion's own `data_end` checks, termination) is
+/// compiled without run-time checks, as the loader does for XDP objects.
+/// A program the verifier rejects (never expected for a conversion) is
+/// compiled with every check. Returns whether the verifier accepted it, or
+/// the JIT's error (the program then stays on the interpreter).
+pub fn jit_xdp(prog: &Program, insns: &[Insn]) -> Result<bool, uxdp_jit::JitError> {
+    let input = uxdp_verifier::VerifyInput::new(insns, uxdp_verifier::ProgType::Xdp, &[]);
+    let facts = uxdp_verifier::verify(&input).ok().filter(|f| f.proven.len() == prog.ops().len());
+    let opts = uxdp_jit::JitOptions {
+        proven: facts.as_ref().map(|f| &f.proven[..]),
+        terminates: facts.is_some(),
+        ..Default::default()
+    };
+    uxdp_jit::attach_with(prog, &opts)?;
+    Ok(facts.is_some())
+}
+
 /// A classic filter converted with [`to_xdp`] and loaded on uxdp's
-/// interpreter.
+/// interpreter ([`XdpFilter::jit`] compiles it).
 #[derive(Debug)]
 pub struct XdpFilter {
     ebpf: Vec<Insn>,
@@ -610,6 +629,12 @@ impl XdpFilter {
     /// The loaded program.
     pub fn program(&self) -> &Program {
         &self.prog
+    }
+
+    /// Compiles the program with uxdp's JIT ([`jit_xdp`]); returns whether
+    /// the verifier accepted it.
+    pub fn jit(&self) -> Result<bool, uxdp_jit::JitError> {
+        jit_xdp(&self.prog, &self.ebpf)
     }
 
     /// Runs the program on the packet in `pkt` with an `xdp_md` context

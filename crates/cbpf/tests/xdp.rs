@@ -60,7 +60,8 @@ fn kernel_skip() -> Option<String> {
 }
 
 /// Every expression, every corpus packet that fits an XDP buffer, compiled
-/// for the packet's link type: the XDP form on uxdp's interpreter returns
+/// for the packet's link type: the XDP form on uxdp's interpreter (and on
+/// its JIT, after the verifier) returns
 /// XDP_PASS exactly when libpcap matches (with `len` = captured length,
 /// XDP's `data_end - data`; the socket-filter conversion is compared with
 /// libpcap in libpcap_differential.rs).
@@ -79,7 +80,7 @@ fn xdp_form_agrees_with_libpcap_on_the_interpreter() {
         }
         by_type.entry(p.linktype).or_default().push(p);
     }
-    let (mut evaluations, mut matched) = (0usize, 0usize);
+    let (mut evaluations, mut matched, mut jit_programs) = (0usize, 0usize, 0usize);
     for (lt, pkts) in &by_type {
         if compile("len > 0", *lt, SNAPLEN).is_err() {
             println!("skipping {} packets of link type {lt}: libpcap cannot compile for it", pkts.len());
@@ -88,6 +89,14 @@ fn xdp_form_agrees_with_libpcap_on_the_interpreter() {
         for expr in &exprs {
             let prog = compile(expr, *lt, SNAPLEN).unwrap_or_else(|e| panic!("{e}"));
             let xdp = XdpFilter::new(&prog, XDP_PASS, XDP_DROP).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+            // The same program on the JIT with what uxdp's verifier proves
+            // (its packet accesses then run unchecked).
+            let jit = XdpFilter::new(&prog, XDP_PASS, XDP_DROP).unwrap();
+            if uxdp_jit::available() {
+                let verified = jit.jit().unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+                assert!(verified, "{lt} {expr:?}: uxdp's verifier rejects the conversion");
+                jit_programs += 1;
+            }
             let pcap = OfflineFilter::new(&prog).unwrap();
             for p in pkts {
                 let want = pcap.run(&p.data, p.data.len() as u32);
@@ -95,12 +104,17 @@ fn xdp_form_agrees_with_libpcap_on_the_interpreter() {
                 let got = xdp.run(&mut stack, &buf).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
                 let expect = if want != 0 { XDP_PASS } else { XDP_DROP };
                 assert_eq!(got, expect, "{lt} {expr:?} on a {}-byte packet", p.data.len());
+                let native = jit.run(&mut stack, &buf).unwrap_or_else(|e| panic!("{expr:?}: JIT: {e}"));
+                assert_eq!(native, expect, "{lt} {expr:?} on a {}-byte packet, JIT", p.data.len());
                 evaluations += 1;
                 matched += usize::from(want != 0);
             }
         }
     }
-    println!("{evaluations} evaluations ({matched} matches), {too_long} packets longer than 65535 bytes skipped");
+    println!(
+        "{evaluations} evaluations ({matched} matches), {too_long} packets longer than 65535 bytes skipped; \
+         {jit_programs} conversions verified and JIT-compiled, same verdicts"
+    );
     assert!(evaluations > 50_000 && matched > 1000);
 }
 
