@@ -280,6 +280,20 @@ impl State {
         lo < hi && slots_of(lo, hi).any(|i| fr.stack.get(i).is_some_and(Slot::is_dynptr))
     }
 
+    /// After a write the checks could not place: every byte of every
+    /// frame's stack that was written before may now hold anything
+    /// (spilled pointers and constants become unknown data, dynptrs are
+    /// destroyed).
+    fn havoc_stacks(&mut self) {
+        for fi in 0..self.frames.len() {
+            let used = self.frames[fi].stack.len() as i64 * 8;
+            if used > 0 {
+                self.destroy_dynptrs(fi, -used, 0);
+                self.frames[fi].clobber(-used, 0, SlotKind::Misc);
+            }
+        }
+    }
+
     /// A write to bytes `[lo, hi)` of frame `fi` destroys the dynptrs
     /// there: both their slots become invalid and the slices taken from
     /// them unusable.
@@ -672,6 +686,16 @@ impl<'a> Env<'a> {
                 self.jumps += 1;
             }
             let flow = self.step(pc, d.ins, &mut s)?;
+            if self.cur_fail
+                && matches!(d.ins, Instruction::Store { .. } | Instruction::Atomic { .. } | Instruction::Call(_))
+            {
+                // Permissive mode let an access through that the checks
+                // could not prove: it still happens at run time (checked
+                // there), and if it writes it may land anywhere in the
+                // stack (misaligned, out of its frame into the caller's,
+                // at an unbounded offset). Forget what every frame held.
+                s.havoc_stacks();
+            }
             if matches!(d.ins, Instruction::Load { .. } | Instruction::Store { .. } | Instruction::Atomic { .. }) {
                 let m = &mut self.mem_state[pc];
                 if self.cur_fail {
