@@ -522,7 +522,7 @@ fn spin_unlock(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 /// implementations: the packet-moving helpers (`xdp_adjust_*`), callbacks
 /// (`bpf_loop`, `for_each_map_elem`, which also pushes a region) and tail
 /// calls are not listed.
-pub(crate) fn keeps_regions(id: u32) -> bool {
+pub fn keeps_regions(id: u32) -> bool {
     const KEEP: [u32; 38] = [
         1, 2, 3, 5, 6, 7, 8, 23, 25, 28, 42, 51, 69, 84, 85, 86, 87, 88, 89, 93, 94, 99, 100, 110, 118, 125, 130, 131,
         132, 133, 134, 160, 163, 188, 189, 190, 195, 208,
