@@ -641,12 +641,7 @@ impl Gen<'_> {
                     self.direct_lookup(pc, h.func as usize, tramp, &l);
                     return Ok(());
                 }
-                a!(
-                    mov rax, QWORD h.func as usize as i64
-                    ; mov [r12 + C_ARG], rax
-                    ; mov QWORD [r12 + C_PC], pc as i32
-                );
-                self.helper_call(tramp);
+                self.call_helper_at(pc, h.func as usize, tramp);
             }
             0x8d => {
                 a!(mov [r12 + C_ARG], Rq(d) ; mov QWORD [r12 + C_PC], pc as i32);
@@ -719,11 +714,8 @@ impl Gen<'_> {
             ; xor eax, eax
             ; jmp =>done
             ; =>slow
-            ; mov rax, QWORD func as i64
-            ; mov [r12 + C_ARG], rax
-            ; mov QWORD [r12 + C_PC], pc as i32
         );
-        self.helper_call(tramp);
+        self.call_helper_at(pc, func, tramp);
         dynasm!(self.a ; .arch x64 ; =>done);
     }
 
@@ -771,11 +763,8 @@ impl Gen<'_> {
             ; pop r11 ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi
             ; jmp =>done
             ; =>slow
-            ; mov rax, QWORD func as i64
-            ; mov [r12 + C_ARG], rax
-            ; mov QWORD [r12 + C_PC], pc as i32
         );
-        self.helper_call(tramp);
+        self.call_helper_at(pc, func, tramp);
         dynasm!(self.a ; .arch x64 ; =>done);
     }
 
@@ -787,6 +776,17 @@ impl Gen<'_> {
         } else {
             helper_tramp as *const () as usize
         }
+    }
+
+    /// Calls helper `func` for the call at slot `pc` through `tramp`.
+    fn call_helper_at(&mut self, pc: usize, func: usize, tramp: usize) {
+        dynasm!(self.a
+            ; .arch x64
+            ; mov rax, QWORD func as i64
+            ; mov [r12 + C_ARG], rax
+            ; mov QWORD [r12 + C_PC], pc as i32
+        );
+        self.helper_call(tramp);
     }
 
     fn helper_call(&mut self, tramp: usize) {
