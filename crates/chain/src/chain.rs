@@ -191,8 +191,24 @@ impl Chain {
     ///
     /// `level` is a [`crate::StatsLevel`] as u8: 0 off, 1 counters, 2 timed,
     /// 3 sampled.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exec<S: StepSink>(
+        &self,
+        runner: &mut Runner,
+        level: u8,
+        hook_stats: &Counters,
+        sink: &mut S,
+    ) -> Result<Verdict, RunError> {
+        // The common case first, small enough to inline into the caller:
+        // one program, no statistics.
+        if level == 0 && self.entries.len() == 1 {
+            return self.exec_single(runner, sink);
+        }
+        self.exec_general(runner, level, hook_stats, sink)
+    }
+
+    #[inline(never)]
+    fn exec_general<S: StepSink>(
         &self,
         runner: &mut Runner,
         level: u8,
