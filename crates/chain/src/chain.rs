@@ -207,6 +207,9 @@ impl Chain {
         self.exec_general(runner, level, hook_stats, sink)
     }
 
+    /// Everything but the one-program, no-statistics case of
+    /// [`Chain::exec`] (a sampled level becomes timed or counters here; a
+    /// one-program chain with counters runs natively).
     #[inline(never)]
     fn exec_general<S: StepSink>(
         &self,
@@ -220,9 +223,6 @@ impl Chain {
             _ if sample_now() => 2,
             _ => 1,
         };
-        if level == 0 && self.entries.len() == 1 {
-            return self.exec_single(runner, sink);
-        }
         if S::NATIVE && level < 2 {
             if let Some(n) = &self.native {
                 if let Some(v) = self.exec_native(n, runner, level, hook_stats) {
