@@ -356,6 +356,28 @@ impl<'a> Machine<'a> {
                 reg[($op.src & 15) as usize]
             };
         }
+        // `exit` of the current function (also after a native tail call
+        // ran in its place): the run ends at depth 0, else the caller's
+        // frame resumes.
+        macro_rules! exit_frame {
+            () => {{
+                if nframes == 0 {
+                    return Ok(reg[0]);
+                }
+                nframes -= 1;
+                let f = self.frames[base_depth + nframes];
+                pc = f.ret;
+                if !core::ptr::eq(f.prog, prog) {
+                    // SAFETY: frames only hold the entry program or
+                    // tail-call targets kept alive in `held`.
+                    prog = unsafe { &*f.prog };
+                    ops = &prog.ops;
+                    self.mem = Memory::clone_with_shared(&self.mem, &prog.regions);
+                }
+                reg[6..10].copy_from_slice(&f.saved);
+                reg[10] = f.fp;
+            }};
+        }
         macro_rules! fault_mem {
             ($pc:expr, $addr:expr, $len:expr, $w:expr) => {
                 return Err(VmError::Memory { pc: $pc, addr: $addr, len: $len, write: $w })
@@ -713,20 +735,7 @@ impl<'a> Machine<'a> {
                             let depth = base_depth + nframes;
                             let r = self.run_pending_tail_call(&regs, depth);
                             reg[0] = r.unwrap_or(Ok(0))?;
-                            if nframes == 0 {
-                                return Ok(reg[0]);
-                            }
-                            nframes -= 1;
-                            let f = self.frames[base_depth + nframes];
-                            pc = f.ret;
-                            if !core::ptr::eq(f.prog, prog) {
-                                // SAFETY: as for `exit` below.
-                                prog = unsafe { &*f.prog };
-                                ops = &prog.ops;
-                                self.mem = Memory::clone_with_shared(&self.mem, &prog.regions);
-                            }
-                            reg[6..10].copy_from_slice(&f.saved);
-                            reg[10] = f.fp;
+                            exit_frame!();
                             continue;
                         }
                         self.held.push(next);
@@ -756,23 +765,7 @@ impl<'a> Machine<'a> {
                     reg[10] -= STACK_PER_FRAME as u64;
                     pc = op.off as usize;
                 }
-                0x95 => {
-                    if nframes == 0 {
-                        return Ok(reg[0]);
-                    }
-                    nframes -= 1;
-                    let f = self.frames[base_depth + nframes];
-                    pc = f.ret;
-                    if !core::ptr::eq(f.prog, prog) {
-                        // SAFETY: frames only hold the entry program or
-                        // tail-call targets kept alive in `held`.
-                        prog = unsafe { &*f.prog };
-                        ops = &prog.ops;
-                        self.mem = Memory::clone_with_shared(&self.mem, &prog.regions);
-                    }
-                    reg[6..10].copy_from_slice(&f.saved);
-                    reg[10] = f.fp;
-                }
+                0x95 => exit_frame!(),
                 // OP_NONE (second lddw slot) and anything the loader did not
                 // produce: unreachable for validated programs.
                 _ => return Err(VmError::Unreachable { pc: cur }),
