@@ -573,6 +573,18 @@ impl<'a> Env<'a> {
     }
 
     /// A memory-safety failure: fatal in strict mode, recorded in permissive mode.
+    /// The size of the memory a map-value, map-key or sized-memory pointer
+    /// points into, and what to call it in messages; inner map-in-map
+    /// values are refused with `inner_map` as the message.
+    fn region_limit(&self, pc: usize, s: &State, r: &Reg, inner_map: &str) -> Res<(i64, &'static str)> {
+        Ok(match r.ty {
+            Ty::Mem => (r.aux as i64, "memory"),
+            _ if r.aux == INNER_MAP => return Err(self.reject(pc, Rule::Unsupported, inner_map.into(), s)),
+            Ty::MapKey => (self.maps()[r.aux as usize].key_size as i64, "map key"),
+            _ => (self.maps()[r.aux as usize].value_size as i64, "map value"),
+        })
+    }
+
     fn mem_fail(&mut self, pc: usize, rule: Rule, message: String, s: &State) -> Res<()> {
         if self.input.mode == Mode::Permissive && rule.is_memory_safety() {
             self.cur_fail = true;
@@ -1439,19 +1451,8 @@ impl<'a> Env<'a> {
                 Ok(if write { None } else { load(Scalar::UNKNOWN) })
             }
             Ty::MapValue | Ty::MapKey | Ty::Mem => {
-                let (limit, what) = match base.ty {
-                    Ty::Mem => (base.aux as i64, "memory"),
-                    _ if base.aux == INNER_MAP => {
-                        return Err(self.reject(
-                            pc,
-                            Rule::Unsupported,
-                            "values of inner maps of map-in-map are not modelled".into(),
-                            s,
-                        ))
-                    }
-                    Ty::MapKey => (self.maps()[base.aux as usize].key_size as i64, "map key"),
-                    _ => (self.maps()[base.aux as usize].value_size as i64, "map value"),
-                };
+                let (limit, what) =
+                    self.region_limit(pc, s, &base, "values of inner maps of map-in-map are not modelled")?;
                 if write && base.ty == Ty::Mem && base.rdonly {
                     return Err(self.reject(
                         pc,
@@ -1958,19 +1959,7 @@ impl<'a> Env<'a> {
                 if r.nullable {
                     return Err(self.type_err(pc, s, regno, &r, "mem"));
                 }
-                let (limit, what) = match r.ty {
-                    Ty::Mem => (r.aux as i64, "memory"),
-                    _ if r.aux == INNER_MAP => {
-                        return Err(self.reject(
-                            pc,
-                            Rule::Unsupported,
-                            "inner maps of map-in-map are not modelled".into(),
-                            s,
-                        ))
-                    }
-                    Ty::MapKey => (self.maps()[r.aux as usize].key_size as i64, "map key"),
-                    _ => (self.maps()[r.aux as usize].value_size as i64, "map value"),
-                };
+                let (limit, what) = self.region_limit(pc, s, &r, "inner maps of map-in-map are not modelled")?;
                 if write && r.ty == Ty::MapValue && self.maps()[r.aux as usize].flags & BPF_F_RDONLY_PROG != 0 {
                     return Err(self.reject(
                         pc,
