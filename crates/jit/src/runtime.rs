@@ -244,7 +244,9 @@ impl Ctx {
         self.machine = (m as *mut Machine<'_>).cast::<Machine<'static>>();
         self.cur = 0;
         self.switched = 0;
-        if m.legacy_packet.1 != 0 || self.legacy_len != 0 {
+        // `refresh` above already recomputed the legacy packet if the last
+        // run had one; only a run that starts having one is left.
+        if m.legacy_packet.1 != 0 && self.legacy_len == 0 {
             self.set_legacy(m);
         }
     }
