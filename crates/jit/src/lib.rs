@@ -301,6 +301,14 @@ impl JitProgram {
         0
     }
 
+    /// The machine code, as installed (read-only), for disassembly.
+    pub fn code(&self) -> &[u8] {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        return &self.code.buf;
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        &[]
+    }
+
     /// Number of eBPF instruction slots compiled.
     pub fn insns(&self) -> usize {
         self.insns

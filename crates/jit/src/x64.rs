@@ -201,7 +201,48 @@ impl Gen<'_> {
         Mem { base: 11, disp: 0 }
     }
 
+    /// Whether a 2-byte jump emitted here reaches `l`: only for a label
+    /// already placed (a backward jump) within a signed byte.
+    fn short_to(&self, l: DynamicLabel) -> bool {
+        self.a.labels().resolve_dynamic(l).is_ok_and(|t| {
+            let from = self.a.offset().0 as isize + 2;
+            i8::try_from(t.0 as isize - from).is_ok()
+        })
+    }
+
+    /// `mov` of a constant, in the shortest form: `xor` for 0 (eBPF keeps
+    /// no flags across instructions), the zero-extending 32-bit move, the
+    /// sign-extending one, or the 10-byte one.
+    fn mov_imm(&mut self, d: u8, v: i64) {
+        let a = &mut self.a;
+        if v == 0 {
+            dynasm!(a ; .arch x64 ; xor Rd(d), Rd(d));
+        } else if u32::try_from(v).is_ok() {
+            dynasm!(a ; .arch x64 ; mov Rd(d), v as u32 as i32);
+        } else if i32::try_from(v).is_ok() {
+            dynasm!(a ; .arch x64 ; mov Rq(d), v as i32);
+        } else {
+            dynasm!(a ; .arch x64 ; mov Rq(d), QWORD v);
+        }
+    }
+
     fn jcc(&mut self, c: Cond, l: DynamicLabel) {
+        if self.short_to(l) {
+            let a = &mut self.a;
+            match c {
+                Cond::Eq => dynasm!(a ; .arch x64 ; je BYTE =>l),
+                Cond::Ne | Cond::Set => dynasm!(a ; .arch x64 ; jne BYTE =>l),
+                Cond::A => dynasm!(a ; .arch x64 ; ja BYTE =>l),
+                Cond::Ae => dynasm!(a ; .arch x64 ; jae BYTE =>l),
+                Cond::B => dynasm!(a ; .arch x64 ; jb BYTE =>l),
+                Cond::Be => dynasm!(a ; .arch x64 ; jbe BYTE =>l),
+                Cond::G => dynasm!(a ; .arch x64 ; jg BYTE =>l),
+                Cond::Ge => dynasm!(a ; .arch x64 ; jge BYTE =>l),
+                Cond::L => dynasm!(a ; .arch x64 ; jl BYTE =>l),
+                Cond::Le => dynasm!(a ; .arch x64 ; jle BYTE =>l),
+            }
+            return;
+        }
         let a = &mut self.a;
         match c {
             Cond::Eq => dynasm!(a ; .arch x64 ; je =>l),
@@ -416,13 +457,31 @@ impl Gen<'_> {
         }
         match op.code {
             // ---- ALU64 immediate ----
+            // Immediates that fit a signed byte use the short forms (the
+            // code of small loops then fits fewer fetch windows).
+            0x07 | 0x17 | 0x47 | 0x57 | 0xa7 | 0x04 | 0x14 | 0x44 | 0x54 | 0xa4 if i as i8 as i32 == i => {
+                let b = i as i8;
+                match op.code {
+                    0x07 => a!(add Rq(d), BYTE b),
+                    0x17 => a!(sub Rq(d), BYTE b),
+                    0x47 => a!(or Rq(d), BYTE b),
+                    0x57 => a!(and Rq(d), BYTE b),
+                    0xa7 => a!(xor Rq(d), BYTE b),
+                    0x04 => a!(add Rd(d), BYTE b),
+                    0x14 => a!(sub Rd(d), BYTE b),
+                    0x44 => a!(or Rd(d), BYTE b),
+                    0x54 => a!(and Rd(d), BYTE b),
+                    _ => a!(xor Rd(d), BYTE b),
+                }
+            }
             0x07 => a!(add Rq(d), i),
             0x17 => a!(sub Rq(d), i),
             0x27 => a!(imul Rq(d), Rq(d), i),
             0x47 => a!(or Rq(d), i),
             0x57 => a!(and Rq(d), i),
             0xa7 => a!(xor Rq(d), i),
-            0xb7 => a!(mov Rq(d), i),
+            // A non-negative immediate zero-extends from the 32-bit move.
+            0xb7 | 0xb4 => self.mov_imm(d, if op.code == 0xb7 { i as i64 } else { i as u32 as i64 }),
             0x67 | 0x77 | 0xc7 => {
                 let k = (imm as u64 & 63) as i8;
                 if k != 0 {
@@ -457,7 +516,6 @@ impl Gen<'_> {
             0x44 => a!(or Rd(d), i),
             0x54 => a!(and Rd(d), i),
             0xa4 => a!(xor Rd(d), i),
-            0xb4 => a!(mov Rd(d), i),
             0x64 | 0x74 | 0xc4 => {
                 let k = (imm as u32 & 31) as i8;
                 match (op.code, k) {
@@ -495,7 +553,7 @@ impl Gen<'_> {
                 _ => a!(bswap Rq(d)),
             },
             // ---- lddw ----
-            0x18 => a!(mov Rq(d), QWORD imm),
+            0x18 => self.mov_imm(d, imm),
             // ---- loads ----
             0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
                 let size = match op.code & 0x18 {
@@ -506,13 +564,21 @@ impl Gen<'_> {
                 };
                 let m = self.mem(pc, op.src, op.off as i16, size, false);
                 let (b, o) = (m.base, m.disp);
-                match op.code {
-                    0x61 => a!(mov Rd(d), DWORD [Rq(b) + o]),
-                    0x69 => a!(movzx Rd(d), WORD [Rq(b) + o]),
-                    0x71 => a!(movzx Rd(d), BYTE [Rq(b) + o]),
-                    0x79 => a!(mov Rq(d), QWORD [Rq(b) + o]),
-                    0x81 => a!(movsxd Rq(d), DWORD [Rq(b) + o]),
-                    0x89 => a!(movsx Rq(d), WORD [Rq(b) + o]),
+                // Displacements that fit a byte take the short form.
+                match (op.code, i8::try_from(o)) {
+                    (0x61, Ok(o)) => a!(mov Rd(d), DWORD [BYTE Rq(b) + o]),
+                    (0x69, Ok(o)) => a!(movzx Rd(d), WORD [BYTE Rq(b) + o]),
+                    (0x71, Ok(o)) => a!(movzx Rd(d), BYTE [BYTE Rq(b) + o]),
+                    (0x79, Ok(o)) => a!(mov Rq(d), QWORD [BYTE Rq(b) + o]),
+                    (0x81, Ok(o)) => a!(movsxd Rq(d), DWORD [BYTE Rq(b) + o]),
+                    (0x89, Ok(o)) => a!(movsx Rq(d), WORD [BYTE Rq(b) + o]),
+                    (_, Ok(o)) => a!(movsx Rq(d), BYTE [BYTE Rq(b) + o]),
+                    (0x61, _) => a!(mov Rd(d), DWORD [Rq(b) + o]),
+                    (0x69, _) => a!(movzx Rd(d), WORD [Rq(b) + o]),
+                    (0x71, _) => a!(movzx Rd(d), BYTE [Rq(b) + o]),
+                    (0x79, _) => a!(mov Rq(d), QWORD [Rq(b) + o]),
+                    (0x81, _) => a!(movsxd Rq(d), DWORD [Rq(b) + o]),
+                    (0x89, _) => a!(movsx Rq(d), WORD [Rq(b) + o]),
                     _ => a!(movsx Rq(d), BYTE [Rq(b) + o]),
                 }
             }
@@ -526,14 +592,23 @@ impl Gen<'_> {
                 };
                 let m = self.mem(pc, op.dst, op.off as i16, size, true);
                 let (b, o) = (m.base, m.disp);
-                match op.code {
-                    0x62 => a!(mov DWORD [Rq(b) + o], i),
-                    0x6a => a!(mov WORD [Rq(b) + o], i as i16),
-                    0x72 => a!(mov BYTE [Rq(b) + o], i as i8),
-                    0x7a => a!(mov QWORD [Rq(b) + o], i),
-                    0x63 => a!(mov DWORD [Rq(b) + o], Rd(s)),
-                    0x6b => a!(mov WORD [Rq(b) + o], Rw(s)),
-                    0x73 => a!(mov r10, Rq(s) ; mov BYTE [Rq(b) + o], r10b),
+                let (w, h, c) = (i as i16, i as i8, op.code);
+                match (c, i8::try_from(o)) {
+                    (0x62, Ok(o)) => a!(mov DWORD [BYTE Rq(b) + o], i),
+                    (0x6a, Ok(o)) => a!(mov WORD [BYTE Rq(b) + o], w),
+                    (0x72, Ok(o)) => a!(mov BYTE [BYTE Rq(b) + o], h),
+                    (0x7a, Ok(o)) => a!(mov QWORD [BYTE Rq(b) + o], i),
+                    (0x63, Ok(o)) => a!(mov DWORD [BYTE Rq(b) + o], Rd(s)),
+                    (0x6b, Ok(o)) => a!(mov WORD [BYTE Rq(b) + o], Rw(s)),
+                    (0x73, Ok(o)) => a!(mov r10, Rq(s) ; mov BYTE [BYTE Rq(b) + o], r10b),
+                    (_, Ok(o)) => a!(mov QWORD [BYTE Rq(b) + o], Rq(s)),
+                    (0x62, _) => a!(mov DWORD [Rq(b) + o], i),
+                    (0x6a, _) => a!(mov WORD [Rq(b) + o], w),
+                    (0x72, _) => a!(mov BYTE [Rq(b) + o], h),
+                    (0x7a, _) => a!(mov QWORD [Rq(b) + o], i),
+                    (0x63, _) => a!(mov DWORD [Rq(b) + o], Rd(s)),
+                    (0x6b, _) => a!(mov WORD [Rq(b) + o], Rw(s)),
+                    (0x73, _) => a!(mov r10, Rq(s) ; mov BYTE [Rq(b) + o], r10b),
                     _ => a!(mov QWORD [Rq(b) + o], Rq(s)),
                 }
             }
@@ -587,7 +662,10 @@ impl Gen<'_> {
                 if t <= pc {
                     self.charge_budget(pc);
                 }
-                a!(jmp =>l);
+                match self.short_to(l) {
+                    true => a!(jmp BYTE =>l),
+                    false => a!(jmp =>l),
+                }
             }
             c if matches!(c & 7, 5 | 6) && matches!(c >> 4, 1..=7 | 0xa..=0xd) => {
                 let wide = c & 7 == 5;
@@ -606,7 +684,9 @@ impl Gen<'_> {
                     _ => Cond::Le,
                 };
                 let test = matches!(cond, Cond::Set);
+                let b = i as i8;
                 match (wide, x, test) {
+                    (w, false, false) if b as i32 == i => cmp_imm8(self.a, w, d, b),
                     (true, false, false) => a!(cmp Rq(d), i),
                     (true, false, true) => a!(test Rq(d), i),
                     (true, true, false) => a!(cmp Rq(d), Rq(s)),
@@ -857,6 +937,67 @@ impl Gen<'_> {
     }
 }
 
+/// `cmp r64/r32, imm8` (`83 /7 ib`), which dynasm's operand matching
+/// never picks for a register.
+fn cmp_imm8(a: &mut Assembler, wide: bool, r: u8, imm: i8) {
+    let rex = 0x40 | (wide as u8) << 3 | (r >> 3);
+    if rex != 0x40 {
+        a.push(rex);
+    }
+    a.extend([0x83, 0xc0 | 7 << 3 | (r & 7), imm as u8]);
+}
+
+/// Small loops: the slot a backward jump targets, with the number of slots
+/// up to the furthest such jump (loops of at most [`SMALL_LOOP`] slots).
+fn loop_heads(prog: &Program) -> std::collections::HashMap<usize, usize> {
+    let mut heads = std::collections::HashMap::new();
+    for (pc, op) in prog.ops().iter().enumerate() {
+        let jump = op.code == 0x05 || (matches!(op.code & 7, 5 | 6) && matches!(op.code >> 4, 1..=7 | 0xa..=0xd));
+        let t = op.off as usize;
+        if jump && t <= pc && pc - t < SMALL_LOOP {
+            let e = heads.entry(t).or_insert(0);
+            *e = (*e).max(pc - t + 1);
+        }
+    }
+    heads
+}
+
+/// Loops of up to this many slots are placed so that their code does not
+/// straddle a 64-byte line when it fits one (see [`align_loop`]).
+const SMALL_LOOP: usize = 12;
+
+/// Pads with long NOPs to the next 64-byte line when a loop of `slots`
+/// slots starting here would straddle the current line (estimating 5 bytes
+/// a slot): a small loop spanning two lines of the op cache costs a cycle
+/// more per iteration (`crossing_64_bit_signed_boundary_2` of the corpus
+/// ran 2 cycles per 3-instruction iteration instead of 1). The padding runs
+/// once, on entry.
+fn align_loop(a: &mut Assembler, slots: usize) {
+    let at = a.offset().0 % 64;
+    let est = slots * 5;
+    if est > 64 || at + est <= 64 {
+        return;
+    }
+    let mut pad = 64 - at;
+    // The recommended multi-byte NOPs (Intel SDM, "NOP").
+    const NOPS: [&[u8]; 9] = [
+        &[0x90],
+        &[0x66, 0x90],
+        &[0x0f, 0x1f, 0x00],
+        &[0x0f, 0x1f, 0x40, 0x00],
+        &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+        &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    ];
+    while pad > 0 {
+        let k = pad.min(9);
+        a.extend(NOPS[k - 1].iter().copied());
+        pad -= k;
+    }
+}
+
 /// Slots where execution may arrive other than by falling through from the
 /// previous slot: jump and local-call targets and function starts.
 fn join_points(prog: &Program) -> Vec<bool> {
@@ -1055,7 +1196,11 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<(Code, Ke
     );
     let mut g = Gen::new(&mut a, prog, opts, labels, error_exit, slow_stub);
     let uses_cache = g.shared.is_none();
+    let heads = loop_heads(prog);
     for pc in 0..n {
+        if let Some(&slots) = heads.get(&pc) {
+            align_loop(g.a, slots);
+        }
         let l = g.labels[pc];
         dynasm!(g.a ; .arch x64 ; =>l);
         g.insn(prog, pc)?;
