@@ -599,6 +599,7 @@ pub fn jit_xdp(prog: &Program, insns: &[Insn]) -> Result<bool, uxdp_jit::JitErro
     let opts = uxdp_jit::JitOptions {
         proven: facts.as_ref().map(|f| &f.proven[..]),
         terminates: facts.is_some(),
+        kernel_calls: facts.is_some(),
         ..Default::default()
     };
     uxdp_jit::attach_with(prog, &opts)?;

@@ -12,7 +12,7 @@ use uxdp_vm::{Program, OP_CALL_LOCAL, OP_NONE};
 pub(crate) const ALL: u16 = 0b111_1111_1111;
 
 /// Registers (bit i = ri) that some path from the program's first
-/// instruction reads before writing: r1 and r10 must then be loaded (the
+/// instruction reads before writing (a helper call reads r1-r5 and r10): r1 and r10 must then be loaded (the
 /// context, the frame pointer), the others zeroed. Programs with local
 /// calls or `callx` get [`ALL`] (the analysis does not follow calls).
 pub(crate) fn entry_reads(prog: &Program) -> u16 {
@@ -83,7 +83,9 @@ pub(crate) fn entry_reads(prog: &Program) -> u16 {
                 0x95 => (1, 0),
                 0x85 => {
                     succ[0] = next(pc + 1);
-                    (0b11_1110, 1)
+                    // r1-r5 are the arguments; r10 is passed on by a tail
+                    // call (the target's frame pointer).
+                    (0b100_0011_1110, 1)
                 }
                 0x05 => {
                     succ[0] = usize::try_from(o.off).ok().and_then(next);

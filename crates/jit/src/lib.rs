@@ -241,12 +241,20 @@ pub struct JitOptions<'a> {
     /// ([`DirectLookup`]). Same conditions as `array_lookup`.
     pub map_lookup: Option<LookupResolver<'a>>,
     /// The program is known to terminate (a verifier accepted it, as the
-    /// kernel's does): taken backward jumps and local calls are not charged
-    /// to [`Machine::budget`], as the kernel's JIT does not count them
-    /// either. Helper calls still are. Without it a loop costs a budget
-    /// update per iteration, and a non-terminating program ends with
+    /// kernel's does): taken backward jumps, local calls and helper calls
+    /// are not charged to [`Machine::budget`], as the kernel's JIT does not
+    /// count them either. Without it a loop costs a budget update per
+    /// iteration, and a non-terminating program ends with
     /// `VmError::Budget` like in the interpreter.
     pub terminates: bool,
+    /// The program follows the kernel's calling convention, as a verifier
+    /// checked (uxdp's in strict mode, like the kernel's, marks r1-r5
+    /// unreadable after a call): it never reads r1-r5 after a helper call
+    /// before writing them. The code then does not preserve them across
+    /// helper calls (`bpf_tail_call`, which passes r1 on, and `callx`
+    /// still do). Without it r1-r5 keep their values across calls, as in
+    /// the interpreter.
+    pub kernel_calls: bool,
 }
 
 impl core::fmt::Debug for JitOptions<'_> {
@@ -257,6 +265,7 @@ impl core::fmt::Debug for JitOptions<'_> {
             .field("keeps_regions", &self.keeps_regions.is_some())
             .field("map_lookup", &self.map_lookup.is_some())
             .field("terminates", &self.terminates)
+            .field("kernel_calls", &self.kernel_calls)
             .finish()
     }
 }
@@ -324,12 +333,13 @@ pub fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<JitProgram, JitE
     }
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
-        let (code, keep) = x64::compile(prog, opts)?;
+        let needs = entry::entry_reads(prog);
+        let (code, keep) = x64::compile(prog, opts, needs)?;
         Ok(JitProgram {
             code,
             _keep: std::panic::AssertUnwindSafe(keep),
             insns: prog.ops().len(),
-            needs: entry::entry_reads(prog),
+            needs,
             proven: opts.proven.map(Into::into),
             terminates: opts.terminates,
         })

@@ -340,23 +340,32 @@ impl Ctx {
     /// on store forwarding).
     /// `REFRESH` reloads the region table afterwards (false only for
     /// helpers known not to change the per-run regions).
+    /// `BUDGET` charges the call to the budget (false for programs known
+    /// to terminate, whose code keeps no budget: the machine's is left as
+    /// it is).
     #[inline(always)]
-    fn call_helper<const REFRESH: bool>(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
+    fn call_helper<const REFRESH: bool, const BUDGET: bool>(&mut self, f: HelperFn, args: [u64; 5]) -> u64 {
         self.sync();
         let pc = self.pc as usize;
-        self.budget -= 1;
-        if self.budget == 0 {
-            self.status = ST_BUDGET;
-            return 0;
+        if BUDGET {
+            self.budget -= 1;
+            if self.budget == 0 {
+                self.status = ST_BUDGET;
+                return 0;
+            }
         }
         let budget = self.budget;
         let m = self.machine();
         m.set_pc(pc);
-        m.budget = budget;
+        if BUDGET {
+            m.budget = budget;
+        }
         let r = catch_unwind(AssertUnwindSafe(|| f(m, args)));
         let m = self.machine();
         let tail = m.tail_call_pending();
-        self.budget = m.budget;
+        if BUDGET {
+            self.budget = m.budget;
+        }
         if REFRESH {
             // SAFETY: as in `machine`; `refresh` only reads.
             let m: &Machine<'_> = unsafe { &*self.machine };
@@ -379,24 +388,36 @@ impl Ctx {
     }
 }
 
-/// Direct helper call: the function pointer is in `ctx.arg`, the call's slot
-/// in `ctx.pc`; r1-r5 arrive in the argument registers.
-pub(crate) extern "sysv64" fn helper_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
-    // SAFETY: generated code passes its own context block.
-    let ctx = unsafe { &mut *ctx };
-    // SAFETY: the code generator stored a `HelperFn` taken from the program.
-    let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
-    ctx.call_helper::<true>(f, [a1, a2, a3, a4, a5])
+/// The signature of the helper trampolines.
+pub(crate) type HelperTramp = extern "sysv64" fn(*mut Ctx, u64, u64, u64, u64, u64) -> u64;
+
+/// Defines a helper trampoline: the function pointer is in `ctx.arg`, the
+/// call's slot in `ctx.pc`; r1-r5 arrive in the argument registers.
+macro_rules! helper_tramps {
+    ($($(#[$doc:meta])* $name:ident: refresh $refresh:literal, budget $budget:literal;)*) => {$(
+        $(#[$doc])*
+        pub(crate) extern "sysv64" fn $name(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
+            // SAFETY: generated code passes its own context block.
+            let ctx = unsafe { &mut *ctx };
+            // SAFETY: the code generator stored a `HelperFn` taken from the
+            // program.
+            let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
+            ctx.call_helper::<$refresh, $budget>(f, [a1, a2, a3, a4, a5])
+        }
+    )*};
 }
 
-/// [`helper_tramp`] for helpers that never change the per-run regions
-/// ([`crate::JitOptions::keeps_regions`]): no region-table reload.
-pub(crate) extern "sysv64" fn helper_tramp_keep(ctx: *mut Ctx, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> u64 {
-    // SAFETY: generated code passes its own context block.
-    let ctx = unsafe { &mut *ctx };
-    // SAFETY: the code generator stored a `HelperFn` taken from the program.
-    let f: HelperFn = unsafe { core::mem::transmute::<usize, HelperFn>(ctx.arg as usize) };
-    ctx.call_helper::<false>(f, [a1, a2, a3, a4, a5])
+helper_tramps! {
+    /// A helper call, charged to the budget, reloading the region table.
+    helper_tramp: refresh true, budget true;
+    /// For helpers that never change the per-run regions
+    /// ([`crate::JitOptions::keeps_regions`]): no region-table reload.
+    helper_tramp_keep: refresh false, budget true;
+    /// [`helper_tramp`] for programs known to terminate
+    /// ([`crate::JitOptions::terminates`]): no budget charge.
+    helper_tramp_unbudgeted: refresh true, budget false;
+    /// [`helper_tramp_keep`] without the budget charge.
+    helper_tramp_keep_unbudgeted: refresh false, budget false;
 }
 
 /// `callx`: the helper id is in `ctx.arg`.
@@ -408,7 +429,7 @@ pub(crate) extern "sysv64" fn callx_tramp(ctx: *mut Ctx, a1: u64, a2: u64, a3: u
     let pc = ctx.pc as usize;
     let h = ctx.machine().program().helpers().get(id);
     match h {
-        Some(h) => ctx.call_helper::<true>(h.func, [a1, a2, a3, a4, a5]),
+        Some(h) => ctx.call_helper::<true, true>(h.func, [a1, a2, a3, a4, a5]),
         None => ctx.fail(VmError::BadCallx { pc, id }),
     }
 }

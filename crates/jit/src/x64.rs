@@ -24,13 +24,23 @@ const REG: [u8; 11] = [0, 6, 2, 1, 8, 9, 3, 13, 14, 15, 5];
 const RAX: u8 = 0;
 const RCX: u8 = 1;
 
+/// `bpf_map_lookup_elem`.
+const LOOKUP_HELPER: u32 = 1;
+/// `bpf_tail_call`.
+const TAIL_CALL_HELPER: u32 = 12;
+
 /// Machine code of one program.
 pub(crate) struct Code {
     pub buf: ExecutableBuffer,
     /// (function start slot, code offset), sorted by slot.
     pub entries: Vec<(usize, AssemblyOffset)>,
-    /// Address of the entry stub (cached `buf.ptr(stub)`).
+    /// Address of the entry stub (cached `buf.ptr(stub)`), which loads all
+    /// of r0-r10.
     pub stub_addr: usize,
+    /// Address of the entry stub for slot 0, which loads only the
+    /// registers the program may read before writing them
+    /// ([`crate::entry::entry_reads`]).
+    pub main_stub_addr: usize,
     /// Address of the code of slot 0.
     pub main_addr: usize,
     /// Whether checked accesses consult the shared-region cache slot.
@@ -47,10 +57,11 @@ impl Code {
     #[inline(always)]
     pub(crate) fn enter(&self, ctx: &mut Ctx, regs: &[u64; 11], target: *const u8) -> Result<u64, VmError> {
         type Stub = extern "sysv64" fn(*mut Ctx, *const [u64; 11], *const u8) -> u64;
-        // SAFETY: `stub` is the entry stub emitted by `compile` with exactly
-        // this signature; the code only touches memory through checked or
+        let addr = if target as usize == self.main_addr { self.main_stub_addr } else { self.stub_addr };
+        // SAFETY: both stubs are emitted by `compile` with exactly this
+        // signature; the code only touches memory through checked or
         // frame-bounded accesses and the context block.
-        let stub: Stub = unsafe { core::mem::transmute::<usize, Stub>(self.stub_addr) };
+        let stub: Stub = unsafe { core::mem::transmute::<usize, Stub>(addr) };
         let st = stub(ctx, regs, target);
         // SAFETY: the context block points at the running machine.
         let m = unsafe { &mut *ctx.machine };
@@ -118,9 +129,11 @@ struct Gen<'p> {
     called_rust: bool,
     /// Inlined into chain code: `exit` jumps here instead of returning.
     exit_to: Option<DynamicLabel>,
-    /// [`JitOptions::terminates`]: no budget charges on backward jumps and
-    /// local calls.
+    /// [`JitOptions::terminates`]: no budget charges on backward jumps,
+    /// local calls and helper calls.
     terminates: bool,
+    /// [`JitOptions::kernel_calls`]: helper calls clobber r1-r5.
+    kernel_calls: bool,
 }
 
 /// Most shared regions checked with constants at each access.
@@ -261,7 +274,22 @@ impl Gen<'_> {
     /// Calls `f(ctx, r1..r5)` keeping r1-r5 (the interpreter leaves them
     /// untouched across calls); the result lands in rax (r0).
     fn call_rust(&mut self, f: usize) {
+        self.call_rust_keeping(f, true);
+    }
+
+    /// [`Gen::call_rust`], keeping r1-r5 (and r11) only if `keep`.
+    fn call_rust_keeping(&mut self, f: usize, keep: bool) {
         self.called_rust = true;
+        if !keep {
+            // Six pushes or none: the stack stays 16-byte aligned.
+            dynasm!(self.a
+                ; .arch x64
+                ; mov rdi, r12
+                ; mov rax, QWORD f as i64
+                ; call rax
+            );
+            return;
+        }
         dynasm!(self.a
             ; .arch x64
             ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11
@@ -721,11 +749,11 @@ impl Gen<'_> {
                     self.direct_lookup(pc, h.func as usize, tramp, &l);
                     return Ok(());
                 }
-                self.call_helper_at(pc, h.func as usize, tramp);
+                self.call_helper_at(pc, h.id, h.func as usize, tramp);
             }
             0x8d => {
                 a!(mov [r12 + C_ARG], Rq(d) ; mov QWORD [r12 + C_PC], pc as i32);
-                self.helper_call(callx_tramp as *const () as usize);
+                self.helper_call(callx_tramp as *const () as usize, true);
             }
             OP_CALL_LOCAL => {
                 let depth_err = self.fail(pc, ST_DEPTH);
@@ -768,8 +796,12 @@ impl Gen<'_> {
             ; sub r10, [r12 + s]
             ; cmp r10, [r12 + lim]
             ; jae =>slow
-            ; sub QWORD [r12 + C_BUDGET], 1
-            ; jz =>budget
+        );
+        if !self.terminates {
+            dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>budget);
+        }
+        dynasm!(self.a
+            ; .arch x64
             ; mov r11d, DWORD [rdx]
             ; cmp r11d, l.max_entries as i32
             ; jae =>null
@@ -795,7 +827,7 @@ impl Gen<'_> {
             ; jmp =>done
             ; =>slow
         );
-        self.call_helper_at(pc, func, tramp);
+        self.call_helper_at(pc, LOOKUP_HELPER, func, tramp);
         dynasm!(self.a ; .arch x64 ; =>done);
     }
 
@@ -829,48 +861,68 @@ impl Gen<'_> {
                 dynasm!(self.a ; .arch x64 ; ja =>slow);
             }
         }
+        dynasm!(self.a ; .arch x64 ; =>ok);
+        if !self.terminates {
+            dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>budget);
+        }
+        let keep = self.keeps_args(LOOKUP_HELPER);
+        if keep {
+            dynasm!(self.a ; .arch x64 ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11);
+        }
         dynasm!(self.a
             ; .arch x64
-            ; =>ok
-            ; sub QWORD [r12 + C_BUDGET], 1
-            ; jz =>budget
-            ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11
             ; mov rdi, QWORD obj as i64
             ; mov rsi, rdx
             ; mov rdx, [r12 + C_CPU]
             ; mov rax, QWORD l.func as usize as i64
             ; call rax
-            ; pop r11 ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi
+        );
+        if keep {
+            dynasm!(self.a ; .arch x64 ; pop r11 ; pop r9 ; pop r8 ; pop rcx ; pop rdx ; pop rsi);
+        }
+        dynasm!(self.a
+            ; .arch x64
             ; jmp =>done
             ; =>slow
         );
-        self.call_helper_at(pc, func, tramp);
+        self.call_helper_at(pc, LOOKUP_HELPER, func, tramp);
         dynasm!(self.a ; .arch x64 ; =>done);
     }
 
     /// The trampoline for calls of helper `id`: without the region-table
     /// reload when the embedder says the helper keeps the regions.
     fn helper_tramp(&self, id: u32) -> usize {
-        if self.keeps_regions.is_some_and(|k| k(id)) {
-            helper_tramp_keep as *const () as usize
-        } else {
-            helper_tramp as *const () as usize
-        }
+        let keep = self.keeps_regions.is_some_and(|k| k(id));
+        let f: HelperTramp = match (keep, self.terminates) {
+            (true, false) => helper_tramp_keep,
+            (false, false) => helper_tramp,
+            (true, true) => helper_tramp_keep_unbudgeted,
+            (false, true) => helper_tramp_unbudgeted,
+        };
+        f as *const () as usize
+    }
+
+    /// Whether a call of helper `id` must keep r1-r5: unless the program
+    /// follows the kernel's convention, and always for `bpf_tail_call`,
+    /// whose target receives r1.
+    fn keeps_args(&self, id: u32) -> bool {
+        !self.kernel_calls || id == TAIL_CALL_HELPER
     }
 
     /// Calls helper `func` for the call at slot `pc` through `tramp`.
-    fn call_helper_at(&mut self, pc: usize, func: usize, tramp: usize) {
+    fn call_helper_at(&mut self, pc: usize, id: u32, func: usize, tramp: usize) {
         dynasm!(self.a
             ; .arch x64
             ; mov rax, QWORD func as i64
             ; mov [r12 + C_ARG], rax
             ; mov QWORD [r12 + C_PC], pc as i32
         );
-        self.helper_call(tramp);
+        let keep = self.keeps_args(id);
+        self.helper_call(tramp, keep);
     }
 
-    fn helper_call(&mut self, tramp: usize) {
-        self.call_rust(tramp);
+    fn helper_call(&mut self, tramp: usize, keep_args: bool) {
+        self.call_rust_keeping(tramp, keep_args);
         let st = self.label();
         self.deferred.push(Deferred::HelperStatus { at: st });
         dynasm!(self.a ; .arch x64 ; cmp QWORD [r12 + C_STATUS], 0 ; jne =>st);
@@ -1133,6 +1185,7 @@ impl<'p> Gen<'p> {
             called_rust: false,
             exit_to: None,
             terminates: opts.terminates,
+            kernel_calls: opts.kernel_calls,
         }
     }
 }
@@ -1141,7 +1194,8 @@ impl<'p> Gen<'p> {
 type Keep = Vec<std::sync::Arc<dyn core::any::Any + Send + Sync>>;
 
 /// Compiles `prog` to machine code.
-pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<(Code, Keep), JitError> {
+/// `needs`: [`crate::entry::entry_reads`] of `prog`.
+pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Result<(Code, Keep), JitError> {
     let n = prog.ops().len();
     if n >= (i32::MAX as usize) >> 8 {
         return Err(JitError::Unsupported { pc: 0, what: format!("a program of {n} instructions") });
@@ -1194,6 +1248,30 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<(Code, Ke
         ; test r10, r10
         ; ret
     );
+    // The stub for slot 0: only the registers the code may read before
+    // writing them (the others cannot affect it: `entry_reads` counts a
+    // helper call as reading r1-r5).
+    let main_stub = a.offset();
+    dynasm!(a
+        ; .arch x64
+        ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
+        ; mov r12, rdi
+        ; mov [r12 + C_SAVED_RSP], rsp
+        ; mov r11, rdx
+        ; mov rdi, rsi
+    );
+    for r in (0..11u8).filter(|&r| needs & (1 << r) != 0) {
+        let x = REG[r as usize];
+        let off = 8 * r as i32;
+        dynasm!(a ; .arch x64 ; mov Rq(x), [rdi + off]);
+    }
+    dynasm!(a
+        ; .arch x64
+        ; call r11
+        ; mov [r12 + C_R0], rax
+        ; xor eax, eax
+        ; jmp =>done
+    );
     let mut g = Gen::new(&mut a, prog, opts, labels, error_exit, slow_stub);
     let uses_cache = g.shared.is_none();
     let heads = loop_heads(prog);
@@ -1218,8 +1296,9 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>) -> Result<(Code, Ke
     entries.sort_by_key(|e| e.0);
     let buf = a.finalize().map_err(|_| JitError::Codegen("finalizing the code buffer failed".into()))?;
     let stub_addr = buf.ptr(stub) as usize;
+    let main_stub_addr = buf.ptr(main_stub) as usize;
     let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
-    Ok((Code { buf, entries, stub_addr, main_addr, uses_cache, leaves }, keep))
+    Ok((Code { buf, entries, stub_addr, main_stub_addr, main_addr, uses_cache, leaves }, keep))
 }
 
 /// One program of a chain, as the chain code calls it.

@@ -176,3 +176,34 @@ fn programs_without_jit_code_are_refused() {
     let e = unsafe { NativeChain::new(&ls, None) }.unwrap_err();
     assert!(e.to_string().contains("without JIT code"), "{e}");
 }
+
+/// The target of [`tail`]'s tail calls.
+static TAIL_TARGET: std::sync::OnceLock<Arc<Program>> = std::sync::OnceLock::new();
+
+/// Helper 12: a tail call to [`TAIL_TARGET`].
+fn tail(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
+    let target = TAIL_TARGET.get().expect("target set").clone();
+    Ok(if m.request_tail_call(target) { 0 } else { 1 })
+}
+
+#[test]
+fn a_tail_call_from_a_link_that_never_touches_the_stack_gets_a_frame() {
+    // The caller never reads r10, so its link does not need it loaded; the
+    // tail call still hands the target a valid frame pointer.
+    let mut h = Helpers::new();
+    h.register(12, "tail_call", tail);
+    let mut o = LoadOptions::new(Arc::new(h));
+    o.entry_regs = None;
+    let load = |text: &str| {
+        let p = Arc::new(Program::load(&uxdp_asm::assemble(text).unwrap(), &o).unwrap());
+        attach(&p).unwrap();
+        p
+    };
+    let target = load("mov %r1, 7\nstxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit");
+    TAIL_TARGET.set(target).ok();
+    let caller = load("mov %r3, 0\ncall 12\nmov %r0, 1\nexit");
+    let ps = vec![(caller.clone(), PASS_ONLY)];
+    let c = unsafe { NativeChain::new(&links(&ps), None) }.unwrap();
+    let (out, _) = run(&c, &caller, None);
+    assert!(matches!(out, ChainOutcome::Stopped { at: 0, retval: 7 }), "{out:?}");
+}

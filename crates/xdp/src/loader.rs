@@ -66,8 +66,10 @@ pub struct LoadedProgram {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {
     /// Accepted in strict mode (as the kernel would): its proven memory
-    /// accesses are compiled without run-time checks, and its loops without
-    /// budget charges (a verified program terminates).
+    /// accesses are compiled without run-time checks, its loops and helper
+    /// calls without budget charges (a verified program terminates), and
+    /// its helper calls with the kernel's convention (r1-r5 clobbered,
+    /// which the verifier made sure it never reads).
     Strict,
     /// Rejected in strict mode (the message), accepted in permissive mode:
     /// its proven accesses are compiled unchecked, everything else checked
@@ -211,6 +213,7 @@ impl LoadedObject {
                         keeps_regions: Some(&keeps),
                         proven: facts.as_ref().map(|f| &f.proven[..]),
                         terminates: v == Some(Verification::Strict),
+                        kernel_calls: v == Some(Verification::Strict),
                     };
                     jit_error = uxdp_jit::attach_with(p, &jit).err().map(|e| e.to_string());
                     verification = v;

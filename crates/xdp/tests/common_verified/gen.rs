@@ -1198,6 +1198,7 @@ impl Checker {
         let jo = uxdp_jit::JitOptions {
             proven: Some(&facts.proven),
             terminates: mode == "strict",
+            kernel_calls: mode == "strict",
             keeps_regions: Some(&keeps),
             ..Default::default()
         };
