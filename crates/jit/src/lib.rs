@@ -387,6 +387,9 @@ impl NativeCode for JitProgram {
         if fp < s.start + STACK_PER_FRAME as u64 || fp > s.start + s.len {
             return Err(VmError::Memory { pc: entry, addr: fp, len: STACK_PER_FRAME, write: true });
         }
+        if code.pure_stub_addr != 0 && entry == 0 {
+            return Ok(code.run_pure(regs));
+        }
         with_ctx(m, depth, |ctx| code.enter(ctx, regs, target))
     }
 

@@ -41,6 +41,10 @@ pub(crate) struct Code {
     /// registers the program may read before writing them
     /// ([`crate::entry::entry_reads`]).
     pub main_stub_addr: usize,
+    /// For code that never leaves ([`Code::leaves`] false): address of a
+    /// stub `fn(regs, target) -> r0` that runs slot 0 without a context
+    /// block; 0 otherwise.
+    pub pure_stub_addr: usize,
     /// Address of the code of slot 0.
     pub main_addr: usize,
     /// Whether checked accesses consult the shared-region cache slot.
@@ -51,6 +55,19 @@ pub(crate) struct Code {
 }
 
 impl Code {
+    /// Runs slot 0 of code that never leaves through its pure stub
+    /// (`pure_stub_addr` must be set): no context block, no exit status.
+    #[inline(always)]
+    pub(crate) fn run_pure(&self, regs: &[u64; 11]) -> u64 {
+        type Pure = extern "sysv64" fn(*const [u64; 11], *const u8) -> u64;
+        debug_assert!(self.pure_stub_addr != 0);
+        // SAFETY: the stub was emitted by `compile` with this signature for
+        // code that only touches registers, its frame (the caller checked
+        // r10) and memory its verifier proved in bounds.
+        let stub: Pure = unsafe { core::mem::transmute::<usize, Pure>(self.pure_stub_addr) };
+        stub(regs, self.main_addr as *const u8)
+    }
+
     /// Runs the function at `target` (code of this program) with `regs`
     /// on the prepared context block `ctx`, and turns the exit status into
     /// the run's result.
@@ -1287,6 +1304,28 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Resu
     g.emit_deferred();
     let keep: Keep = g.direct.iter().flatten().map(|d| d.obj.clone()).collect();
     let labels = g.labels;
+    // Code that never leaves does not use the context block either (every
+    // use of r12 comes with a slow path, a fault or a call into Rust): its
+    // slot 0 runs from a stub that only loads the registers.
+    let pure_stub = (!leaves).then(|| {
+        let at = a.offset();
+        dynasm!(a
+            ; .arch x64
+            ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
+            ; mov r11, rsi
+        );
+        for r in (0..11u8).filter(|&r| needs & (1 << r) != 0) {
+            let (x, off) = (REG[r as usize], 8 * r as i32);
+            dynasm!(a ; .arch x64 ; mov Rq(x), [rdi + off]);
+        }
+        dynasm!(a
+            ; .arch x64
+            ; call r11
+            ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbx ; pop rbp
+            ; ret
+        );
+        at
+    });
     a.commit().map_err(codegen)?;
     let mut entries = Vec::new();
     for &f in prog.functions() {
@@ -1298,7 +1337,8 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Resu
     let stub_addr = buf.ptr(stub) as usize;
     let main_stub_addr = buf.ptr(main_stub) as usize;
     let main_addr = entries.first().map_or(stub_addr, |e| buf.ptr(e.1) as usize);
-    Ok((Code { buf, entries, stub_addr, main_stub_addr, main_addr, uses_cache, leaves }, keep))
+    let pure_stub_addr = pure_stub.map_or(0, |p| buf.ptr(p) as usize);
+    Ok((Code { buf, entries, stub_addr, main_stub_addr, pure_stub_addr, main_addr, uses_cache, leaves }, keep))
 }
 
 /// One program of a chain, as the chain code calls it.
