@@ -130,15 +130,22 @@ fn slice_common(m: &mut Machine<'_>, a: [u64; 5], helper: &'static str, rdwr: bo
     if a[2] == 0 {
         return Ok(0);
     }
-    let mut tmp = vec![0u8; len as usize];
-    if e.buff.load_bytes(start as u32, &mut tmp) != 0 {
+    // Staged on the native stack: slices are constant-sized stack buffers.
+    let (mut small, mut big) = ([0u8; 512], Vec::new());
+    let tmp = if len as usize <= small.len() {
+        &mut small[..len as usize]
+    } else {
+        big.resize(len as usize, 0);
+        &mut big[..]
+    };
+    if e.buff.load_bytes(start as u32, tmp) != 0 {
         return Ok(0);
     }
     let dst = m
         .mem
         .slice_mut(a[2], len as u64)
         .ok_or_else(|| fault(m, helper, format!("buffer of {len} bytes at {:#x} is not writable", a[2])))?;
-    dst.copy_from_slice(&tmp);
+    dst.copy_from_slice(tmp);
     Ok(a[2])
 }
 
@@ -157,6 +164,13 @@ pub(crate) fn register_helpers(h: &mut uxdp_vm::Helpers) {
 
 /// Synthetic ids for kfuncs (outside the helper id range).
 const KFUNC_BASE: u32 = 0x4000_0000;
+
+/// Whether kfunc `id` ([`kfunc`]'s synthetic id) leaves the per-run regions
+/// alone: all three dynptr kfuncs do (a slice points into the packet or
+/// into the program's own buffer).
+pub(crate) fn kfunc_keeps_regions(id: u32) -> bool {
+    (KFUNC_BASE..KFUNC_BASE + 3).contains(&id)
+}
 
 /// The kfuncs uxdp provides to XDP programs, by kernel name.
 pub fn kfunc(name: &str) -> Option<Helper> {

@@ -312,17 +312,29 @@ fn xdp_get_buff_len(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
     Ok(env(m)?.buff.buff_len() as u64)
 }
 
+/// Bytes the packet-copy helpers stage on the native stack (an eBPF stack
+/// buffer never exceeds it); longer copies use the heap.
+const STAGE: usize = 512;
+
 fn xdp_load_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
-    let len = a[3] as u32 as u64;
-    let mut tmp = vec![0u8; len.min(0x1_0000) as usize];
-    let r = env(m)?.buff.load_bytes(a[1] as u32, if len > 0xffff { &mut tmp[..0] } else { &mut tmp });
-    let r = if len > 0xffff { -14 } else { r };
+    let len = a[3] as u32 as usize;
+    if len > 0xffff {
+        return Ok(EFAULT);
+    }
+    let (mut small, mut big) = ([0u8; STAGE], Vec::new());
+    let tmp = if len <= STAGE {
+        &mut small[..len]
+    } else {
+        big.resize(len, 0);
+        &mut big[..]
+    };
+    let r = env(m)?.buff.load_bytes(a[1] as u32, tmp);
     if r == 0 {
         let dst = m
             .mem
-            .slice_mut(a[2], len)
+            .slice_mut(a[2], len as u64)
             .ok_or_else(|| fault(m, "xdp_load_bytes", "buffer is not writable program memory"))?;
-        dst.copy_from_slice(&tmp);
+        dst.copy_from_slice(tmp);
     }
     Ok(r as u64)
 }
@@ -330,10 +342,20 @@ fn xdp_load_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 fn xdp_store_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let len = a[3] as u32 as usize;
     if len > 0xffff {
-        return Ok((-14i64) as u64);
+        return Ok(EFAULT);
     }
-    let src = read_mem(m, "xdp_store_bytes", a[2], len)?;
-    Ok(env(m)?.buff.store_bytes(a[1] as u32, &src) as u64)
+    // A copy first: the source may lie in the packet itself.
+    let (mut small, big);
+    let src: &[u8] = if len <= STAGE {
+        let b = mem(m, "xdp_store_bytes", a[2], len)?;
+        small = [0u8; STAGE];
+        small[..len].copy_from_slice(b);
+        &small[..len]
+    } else {
+        big = read_mem(m, "xdp_store_bytes", a[2], len)?;
+        &big
+    };
+    Ok(env(m)?.buff.store_bytes(a[1] as u32, src) as u64)
 }
 
 const E2BIG: u64 = (-7i64) as u64;
@@ -521,13 +543,14 @@ fn spin_unlock(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 /// not reload its region table after calling it. Keep this in step with the
 /// implementations: the packet-moving helpers (`xdp_adjust_*`), callbacks
 /// (`bpf_loop`, `for_each_map_elem`, which also pushes a region) and tail
-/// calls are not listed.
+/// calls are not listed. Kfuncs count by their synthetic ids
+/// ([`crate::dynptr::kfunc`]): the dynptr ones are listed.
 pub fn keeps_regions(id: u32) -> bool {
-    const KEEP: [u32; 38] = [
+    const KEEP: [u32; 40] = [
         1, 2, 3, 5, 6, 7, 8, 23, 25, 28, 42, 51, 69, 84, 85, 86, 87, 88, 89, 93, 94, 99, 100, 110, 118, 125, 130, 131,
-        132, 133, 134, 160, 163, 188, 189, 190, 195, 208,
+        132, 133, 134, 160, 163, 188, 189, 190, 195, 201, 202, 208,
     ];
-    KEEP.contains(&id)
+    KEEP.contains(&id) || crate::dynptr::kfunc_keeps_regions(id)
 }
 
 /// Registers every helper uxdp provides to XDP programs.
