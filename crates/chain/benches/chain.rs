@@ -42,6 +42,14 @@ fn batch_for(target: Duration, f: &mut dyn FnMut()) -> u64 {
 /// batch each) and returns the best ns per call of each: interleaving keeps
 /// a noisy machine from favouring one variant.
 fn measure_interleaved(rounds: usize, per_batch: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    // Untimed warm-up: runs right after the kernel's test-run syscalls are
+    // slower for a few milliseconds on this machine.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(20) {
+        for f in fs.iter_mut() {
+            f();
+        }
+    }
     let batches: Vec<u64> = fs.iter_mut().map(|f| batch_for(per_batch, &mut **f)).collect();
     let mut best = vec![f64::INFINITY; fs.len()];
     for _ in 0..rounds {
@@ -141,6 +149,7 @@ fn main() {
     let mut first: Option<Vec<f64>> = None;
     let mut last: Vec<f64> = Vec::new();
     let mut first_kernel = None;
+    let mut aa: Option<f64> = None;
     for &n in &LENGTHS {
         let make = |level| {
             let h = Hook::with_max_programs("bench", n);
@@ -176,6 +185,14 @@ fn main() {
         fs.push(Box::new(|| {
             black_box(plain.exec(&mut r.borrow_mut()).expect("chain"));
         }));
+        if n == 1 {
+            // The bare run again: how far apart two identical loops measure
+            // (the noise floor for the single-program overhead).
+            fs.push(Box::new(|| {
+                let mut r = r.borrow_mut();
+                black_box(r.exec(black_box(prog)).expect("exec"));
+            }));
+        }
         let mut refs: Vec<&mut dyn FnMut()> = fs.iter_mut().map(|f| &mut **f as &mut dyn FnMut()).collect();
         let m = measure_interleaved(rounds, per_batch, &mut refs);
         drop(refs);
@@ -203,6 +220,7 @@ fn main() {
             m[0], m[1], m[2], m[3], m[4], m[5]
         );
         if first.is_none() {
+            aa = m.get(6).map(|again| again - m[0]);
             first = Some(m.clone());
         }
         last = m;
@@ -240,4 +258,11 @@ fn main() {
         f[4] - f[0],
         f[5] - f[0]
     );
+    if let Some(aa) = aa {
+        println!(
+            "noise floor: the same bare loop measured twice in the same rounds differs by {aa:+.1} ns \
+             (single-program reader overhead {:+.1} ns)",
+            f[1] - f[0]
+        );
+    }
 }

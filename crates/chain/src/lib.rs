@@ -83,7 +83,7 @@ pub mod hook;
 pub mod program;
 pub mod stats;
 
-pub use chain::{Chain, ChainRun, Step, Verdict, DISPATCHER_RETVAL, SETTABLE_ACTIONS};
+pub use chain::{Chain, ChainRun, Step, Verdict, DISPATCHER_RETVAL, NATIVE_MIN, SETTABLE_ACTIONS};
 pub use hook::{
     action_name, format_actions, AttachOptions, EntryInfo, EntryStatus, Hook, HookReader, HookStatus, Placement,
     Transaction, Updated, DEFAULT_MAX_PROGRAMS,

@@ -30,7 +30,7 @@ fn run_tags(hook: &Hook) -> (u32, Vec<u8>) {
     n.load(&TestInput::new(&PKT, None).unwrap()).unwrap();
     let v = hook.exec(&mut n).unwrap();
     hook.set_stats_level(level);
-    assert!(hook.runs_natively());
+    assert_eq!(hook.runs_natively(), hook.len() >= uxdp_chain::NATIVE_MIN);
     assert_eq!((v.retval, v.ran, v.revision), (run.verdict.retval, run.verdict.ran, run.verdict.revision));
     assert_eq!(n.output(v.retval).data, run.output.data);
     (run.verdict.retval, tags(&run.output.data))
