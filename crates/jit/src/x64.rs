@@ -1006,6 +1006,36 @@ impl Gen<'_> {
     }
 }
 
+/// The start of an entry stub `fn(ctx, regs: *const [u64; 11], code) -> 0
+/// (ok) | 1 (status in ctx)`: saves the callee-saved registers, loads the
+/// eBPF registers in `mask` (bit i = ri) from `regs`, calls `code` and
+/// stores r0; the caller emits what follows (0 in eax, then the epilogue).
+fn entry_stub(a: &mut Assembler, mask: u16) {
+    dynasm!(a
+        ; .arch x64
+        ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
+        ; mov r12, rdi
+        ; mov [r12 + C_SAVED_RSP], rsp
+        ; mov r11, rdx
+        ; mov rdi, rsi
+    );
+    load_regs(a, mask);
+    dynasm!(a
+        ; .arch x64
+        ; call r11
+        ; mov [r12 + C_R0], rax
+        ; xor eax, eax
+    );
+}
+
+/// Loads the eBPF registers in `mask` (bit i = ri) from the array at rdi.
+fn load_regs(a: &mut Assembler, mask: u16) {
+    for r in (0..11u8).filter(|&r| mask & (1 << r) != 0) {
+        let (x, off) = (REG[r as usize], 8 * r as i32);
+        dynasm!(a ; .arch x64 ; mov Rq(x), [rdi + off]);
+    }
+}
+
 /// `cmp r64/r32, imm8` (`83 /7 ib`), which dynasm's operand matching
 /// never picks for a register.
 fn cmp_imm8(a: &mut Assembler, wide: bool, r: u8, imm: i8) {
@@ -1224,27 +1254,9 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Resu
     let done = a.new_dynamic_label();
     // Entry stub: fn(ctx, regs: *const [u64; 11], code) -> 0 (ok) | 1 (status in ctx).
     let stub = a.offset();
+    entry_stub(&mut a, crate::entry::ALL);
     dynasm!(a
         ; .arch x64
-        ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
-        ; mov r12, rdi
-        ; mov [r12 + C_SAVED_RSP], rsp
-        ; mov r11, rdx
-        ; mov rdi, rsi
-        ; mov rax, [rdi]
-        ; mov rsi, [rdi + 8]
-        ; mov rdx, [rdi + 16]
-        ; mov rcx, [rdi + 24]
-        ; mov r8, [rdi + 32]
-        ; mov r9, [rdi + 40]
-        ; mov rbx, [rdi + 48]
-        ; mov r13, [rdi + 56]
-        ; mov r14, [rdi + 64]
-        ; mov r15, [rdi + 72]
-        ; mov rbp, [rdi + 80]
-        ; call r11
-        ; mov [r12 + C_R0], rax
-        ; xor eax, eax
         ; =>done
         ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbx ; pop rbp
         ; ret
@@ -1269,26 +1281,8 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Resu
     // writing them (the others cannot affect it: `entry_reads` counts a
     // helper call as reading r1-r5).
     let main_stub = a.offset();
-    dynasm!(a
-        ; .arch x64
-        ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
-        ; mov r12, rdi
-        ; mov [r12 + C_SAVED_RSP], rsp
-        ; mov r11, rdx
-        ; mov rdi, rsi
-    );
-    for r in (0..11u8).filter(|&r| needs & (1 << r) != 0) {
-        let x = REG[r as usize];
-        let off = 8 * r as i32;
-        dynasm!(a ; .arch x64 ; mov Rq(x), [rdi + off]);
-    }
-    dynasm!(a
-        ; .arch x64
-        ; call r11
-        ; mov [r12 + C_R0], rax
-        ; xor eax, eax
-        ; jmp =>done
-    );
+    entry_stub(&mut a, needs);
+    dynasm!(a ; .arch x64 ; jmp =>done);
     let mut g = Gen::new(&mut a, prog, opts, labels, error_exit, slow_stub);
     let uses_cache = g.shared.is_none();
     let heads = loop_heads(prog);
@@ -1314,10 +1308,7 @@ pub(crate) fn compile(prog: &Program, opts: &JitOptions<'_>, needs: u16) -> Resu
             ; push rbp ; push rbx ; push r12 ; push r13 ; push r14 ; push r15
             ; mov r11, rsi
         );
-        for r in (0..11u8).filter(|&r| needs & (1 << r) != 0) {
-            let (x, off) = (REG[r as usize], 8 * r as i32);
-            dynasm!(a ; .arch x64 ; mov Rq(x), [rdi + off]);
-        }
+        load_regs(&mut a, needs);
         dynasm!(a
             ; .arch x64
             ; call r11
