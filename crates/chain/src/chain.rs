@@ -77,6 +77,32 @@ pub struct Chain {
     native: Option<NativeChain>,
 }
 
+/// A verdict's return value and entry count in one word (`retval | ran <<
+/// 32`), as the out-of-line run paths return it: with the error boxed, the
+/// result comes back in two registers. Returned through memory, the
+/// caller's wider reloads of the narrower stores stalled on store
+/// forwarding (one program with counters: 34 ns against 20 for a bare run).
+#[derive(Clone, Copy)]
+pub(crate) struct Packed(u64);
+
+impl Packed {
+    #[inline(always)]
+    fn new(retval: u32, ran: usize) -> Packed {
+        debug_assert!(ran <= u32::MAX as usize);
+        Packed(retval as u64 | (ran as u64) << 32)
+    }
+
+    #[inline(always)]
+    fn retval(self) -> u32 {
+        self.0 as u32
+    }
+
+    #[inline(always)]
+    fn ran(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+}
+
 /// The outcome of one packet through a chain, without the output packet
 /// (which stays in the runner: [`Runner::output`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +248,10 @@ impl Chain {
         if level == 0 && self.entries.len() == 1 {
             return self.exec_single(runner, sink);
         }
-        self.exec_general(runner, level, hook_stats, sink)
+        match self.exec_general(runner, level, hook_stats, sink) {
+            Ok(p) => Ok(Verdict { retval: p.retval(), ran: p.ran(), revision: self.revision }),
+            Err(e) => Err(*e),
+        }
     }
 
     /// Everything but the one-program, no-statistics case of
@@ -235,7 +264,7 @@ impl Chain {
         level: u8,
         hook_stats: &Counters,
         sink: &mut S,
-    ) -> Result<Verdict, RunError> {
+    ) -> Result<Packed, Box<RunError>> {
         let level = match level {
             0..=2 => level,
             _ if sample_now() => 2,
@@ -264,7 +293,7 @@ impl Chain {
         runner: &mut Runner,
         level: u8,
         hook_stats: &Counters,
-    ) -> Option<Result<Verdict, RunError>> {
+    ) -> Option<Result<Packed, Box<RunError>>> {
         let slot = if level > 0 {
             let s = thread_slot();
             if s >= NATIVE_LAYOUT.shards {
@@ -277,18 +306,18 @@ impl Chain {
         let entries = &self.entries;
         let out = runner.exec_chain(native, slot, &|i| (&entries[i].maps, &entries[i].prog_table));
         let r = match out {
-            ChainOutcome::Stopped { at, retval } => Ok(Verdict { retval, ran: at + 1, revision: self.revision }),
-            ChainOutcome::Completed => Ok(Verdict { retval: XDP_PASS, ran: entries.len(), revision: self.revision }),
+            ChainOutcome::Stopped { at, retval } => Ok(Packed::new(retval, at + 1)),
+            ChainOutcome::Completed => Ok(Packed::new(XDP_PASS, entries.len())),
             ChainOutcome::Fault { at, error } => {
                 if let Some(s) = slot {
                     entries[at].stats.count_error(s);
                 }
-                Err(RunError::Fault(error))
+                Err(Box::new(RunError::Fault(error)))
             }
         };
         if let Some(s) = slot {
             match &r {
-                Ok(v) => hook_stats.count(s, v.retval),
+                Ok(v) => hook_stats.count(s, v.retval()),
                 Err(_) => hook_stats.count_error(s),
             }
         }
@@ -313,11 +342,11 @@ impl Chain {
         runner: &mut Runner,
         hook_stats: &Counters,
         sink: &mut S,
-    ) -> Result<Verdict, RunError> {
+    ) -> Result<Packed, Box<RunError>> {
         let slot = if LEVEL > 0 { thread_slot() } else { 0 };
         let start = if LEVEL > 1 { ticks() } else { 0 };
         let mut t = start;
-        let mut out = Ok(Verdict { retval: XDP_PASS, ran: self.entries.len(), revision: self.revision });
+        let mut out = Ok(Packed::new(XDP_PASS, self.entries.len()));
         for (i, e) in self.entries.iter().enumerate() {
             if e.switch_tables {
                 runner.use_tables(&e.maps, &e.prog_table);
@@ -337,7 +366,7 @@ impl Chain {
                     // The dispatcher's `(1U << ret) & chain_call_actions[i]`:
                     // a 32-bit shift, so the amount is taken modulo 32.
                     if 1u32.wrapping_shl(ret) & e.mask == 0 {
-                        out = Ok(Verdict { retval: ret, ran: i + 1, revision: self.revision });
+                        out = Ok(Packed::new(ret, i + 1));
                         break;
                     }
                 }
@@ -345,14 +374,14 @@ impl Chain {
                     if LEVEL > 0 {
                         e.stats.count_error(slot);
                     }
-                    out = Err(err);
+                    out = Err(Box::new(err));
                     break;
                 }
             }
         }
         if LEVEL > 0 {
             match &out {
-                Ok(v) => hook_stats.count(slot, v.retval),
+                Ok(v) => hook_stats.count(slot, v.retval()),
                 Err(_) => hook_stats.count_error(slot),
             }
             if LEVEL > 1 {

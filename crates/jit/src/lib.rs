@@ -46,7 +46,11 @@
 //! the machine's pc, charges the budget, calls the [`uxdp_vm::HelperFn`]
 //! (catching panics, which are resumed once the native frames are gone),
 //! records errors and reloads the region table; r1-r5 are preserved across
-//! the call as the interpreter does. A tail call requested by a helper is
+//! the call as the interpreter does. For a program a verifier accepted with
+//! the kernel's rules ([`JitOptions::terminates`],
+//! [`JitOptions::kernel_calls`]) the call is charged to no budget and r1-r5
+//! are not preserved (the verifier made sure the program never reads them
+//! after a call), about 19 instructions less per call. A tail call requested by a helper is
 //! run by the machine ([`uxdp_vm::Machine::run_pending_tail_call`]) in place
 //! of the current function, natively if the target has native code.
 //!
@@ -64,7 +68,23 @@
 //! The budget of backward jumps and calls (`Machine::budget`) is decremented
 //! exactly where the interpreter decrements it (taken backward jumps,
 //! helper calls, local calls), so non-terminating programs end with
-//! `VmError::Budget` at the same instruction.
+//! `VmError::Budget` at the same instruction; programs known to terminate
+//! ([`JitOptions::terminates`]) are not charged at all.
+//!
+//! Entry: a run of slot 0 loads only the registers the program may read
+//! before writing them (r1, r10 and those `entry_reads` finds). Code that
+//! never leaves native code (no helper call, no checked access, no budget,
+//! no fault path) does not use the context block at all and runs from a
+//! stub that only loads those registers: `xdp_dummy_prog` 16 -> 10 ns per
+//! test run (the kernel: 25-33 ns).
+//!
+//! Code size: immediates and displacements that fit a byte use the short
+//! forms, backward jumps within reach the 2-byte forms, and a small loop
+//! (up to 12 slots) that would straddle a 64-byte line starts on the next
+//! one (long NOPs, run once on entry). A 3-instruction loop spanning two
+//! lines ran at 2 cycles per iteration on this machine (AMD EPYC), at 1
+//! after: `crossing_64_bit_signed_boundary_2` 2579 -> 1303 ns per run, the
+//! kernel's JIT 1346.
 //!
 //! ## Choice of emitter
 //!
@@ -100,8 +120,9 @@
 //!
 //! - Only `bpf_map_lookup_elem` on array and per-CPU array maps is inlined
 //!   ([`JitOptions::array_lookup`]: r1 must come from an `lddw` in the same
-//!   straight-line code and the key must be on the stack); hash lookups and
-//!   every other helper go through the trampoline.
+//!   straight-line code and the key must be on the stack); lookups in other
+//!   known maps call the map directly ([`JitOptions::map_lookup`]); every
+//!   other helper goes through the trampoline.
 //! - x86-64 Linux only ([`available`]); elsewhere [`compile`] returns
 //!   [`JitError::Unavailable`] and callers use the interpreter.
 //! - A program entered with a frame pointer that is not inside the machine's
