@@ -116,6 +116,9 @@ pub(crate) struct Ctx {
     /// path, which ends the run or faults exactly as the interpreter does).
     pub legacy_base: u64,
     pub legacy_len: u64,
+    /// [`uxdp_vm::Memory::generation`] when the region table was last
+    /// brought up to date.
+    pub mem_gen: u32,
 }
 
 /// [`uxdp_vm::NativeScratch::tag`] of a scratch block holding a [`Ctx`].
@@ -207,6 +210,7 @@ impl Ctx {
             stats_off: 0,
             legacy_base: 0,
             legacy_len: 0,
+            mem_gen: m.mem.generation(),
         }
         .with_legacy(m)
     }
@@ -278,6 +282,7 @@ impl Ctx {
     /// regions.
     #[inline]
     pub(crate) fn refresh(&mut self, m: &Machine<'_>) {
+        self.mem_gen = m.mem.generation();
         if self.legacy_len != 0 {
             // A helper may have moved the region holding the legacy packet.
             self.set_legacy(m);
@@ -369,7 +374,11 @@ impl Ctx {
         if REFRESH {
             // SAFETY: as in `machine`; `refresh` only reads.
             let m: &Machine<'_> = unsafe { &*self.machine };
-            self.refresh(m);
+            // Within a run the machine's memory changes its per-run regions
+            // only through `push`/`set`, which move the generation.
+            if m.mem.generation() != self.mem_gen {
+                self.refresh(m);
+            }
         }
         match r {
             Ok(Ok(v)) => {

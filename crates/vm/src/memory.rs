@@ -53,6 +53,8 @@ pub struct Memory<'a> {
     dynamic: [MaybeUninit<Region>; MAX_DYNAMIC_REGIONS],
     n: usize,
     shared: &'a [Region],
+    /// Bumped by every [`Memory::push`] and [`Memory::set`].
+    gen: u32,
 }
 
 impl core::fmt::Debug for Memory<'_> {
@@ -65,7 +67,7 @@ impl<'a> Memory<'a> {
     /// Per-run regions plus a shared list (usually the program's map values).
     #[inline]
     pub fn new(shared: &'a [Region]) -> Self {
-        Memory { dynamic: [MaybeUninit::uninit(); MAX_DYNAMIC_REGIONS], n: 0, shared }
+        Memory { dynamic: [MaybeUninit::uninit(); MAX_DYNAMIC_REGIONS], n: 0, shared, gen: 0 }
     }
 
     /// Per-run regions starting with `first` (e.g. the stack), plus a
@@ -74,7 +76,7 @@ impl<'a> Memory<'a> {
     pub fn with_first(first: Region, shared: &'a [Region]) -> Self {
         let mut dynamic = [MaybeUninit::uninit(); MAX_DYNAMIC_REGIONS];
         dynamic[0] = MaybeUninit::new(first);
-        Memory { dynamic, n: 1, shared }
+        Memory { dynamic, n: 1, shared, gen: 0 }
     }
 
     /// Adds a per-run region; returns its slot (for [`Memory::set`]), or
@@ -86,6 +88,7 @@ impl<'a> Memory<'a> {
         }
         self.dynamic[self.n] = MaybeUninit::new(r);
         self.n += 1;
+        self.gen = self.gen.wrapping_add(1);
         Some(self.n - 1)
     }
 
@@ -93,7 +96,17 @@ impl<'a> Memory<'a> {
     pub fn set(&mut self, slot: usize, r: Region) {
         if slot < self.n {
             self.dynamic[slot] = MaybeUninit::new(r);
+            self.gen = self.gen.wrapping_add(1);
         }
+    }
+
+    /// Changes whenever a per-run region is added or replaced (and is
+    /// carried over by [`Memory::clone_with_shared`]): native code compares
+    /// it to skip reloading its copy of the per-run regions after helper
+    /// calls that left them alone.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.gen
     }
 
     /// All per-run regions, in slot order.
@@ -114,7 +127,7 @@ impl<'a> Memory<'a> {
     /// The same per-run regions with another shared list (after a tail call
     /// into a program with other maps).
     pub fn clone_with_shared<'b>(&self, shared: &'b [Region]) -> Memory<'b> {
-        Memory { dynamic: self.dynamic, n: self.n, shared }
+        Memory { dynamic: self.dynamic, n: self.n, shared, gen: self.gen }
     }
 
     /// Checks `[addr, addr+len)` and returns it as a pointer if allowed.

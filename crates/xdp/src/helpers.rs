@@ -286,6 +286,10 @@ fn csum_diff(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
 }
 
 fn update_packet(m: &mut Machine<'_>, r: i64) -> Result<u64, VmError> {
+    if r != 0 {
+        // A refused adjustment moved nothing.
+        return Ok(r as u64);
+    }
     let e = env(m)?;
     e.sync_ctx();
     let (slot, region) = (e.packet_slot, e.buff.packet_region());
