@@ -77,6 +77,14 @@ pub struct Chain {
     native: Option<NativeChain>,
 }
 
+/// Whether a program that returned `ret` hands the packet to the next
+/// entry: the dispatcher's `(1U << ret) & chain_call_actions[i]`, a 32-bit
+/// shift, so the amount is taken modulo 32. `mask` is [`Entry::mask`].
+#[inline(always)]
+pub(crate) fn continues(ret: u32, mask: u32) -> bool {
+    1u32.wrapping_shl(ret) & mask != 0
+}
+
 /// A verdict's return value and entry count in one word (`retval | ran <<
 /// 32`), as the out-of-line run paths return it: with the error boxed, the
 /// result comes back in two registers. Returned through memory, the
@@ -332,7 +340,7 @@ impl Chain {
         runner.use_tables(&e.maps, &e.prog_table);
         let ret = runner.exec(&e.program)?;
         sink.step(e.id, ret);
-        let retval = if 1u32.wrapping_shl(ret) & e.mask == 0 { ret } else { XDP_PASS };
+        let retval = if continues(ret, e.mask) { XDP_PASS } else { ret };
         Ok(Verdict { retval, ran: 1, revision: self.revision })
     }
 
@@ -363,9 +371,7 @@ impl Chain {
                         e.stats.count(slot, ret);
                     }
                     sink.step(e.id, ret);
-                    // The dispatcher's `(1U << ret) & chain_call_actions[i]`:
-                    // a 32-bit shift, so the amount is taken modulo 32.
-                    if 1u32.wrapping_shl(ret) & e.mask == 0 {
+                    if !continues(ret, e.mask) {
                         out = Ok(Packed::new(ret, i + 1));
                         break;
                     }

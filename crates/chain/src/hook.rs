@@ -416,7 +416,7 @@ impl HookReader {
             if level == 0 && core::ptr::eq(s.chain, Arc::as_ptr(chain)) {
                 runner.use_tables(&s.maps, &s.progs);
                 let ret = runner.exec(&s.program)?;
-                let retval = if 1u32.wrapping_shl(ret) & s.mask == 0 { ret } else { crate::XDP_PASS };
+                let retval = if crate::chain::continues(ret, s.mask) { crate::XDP_PASS } else { ret };
                 return Ok(Verdict { retval, ran: 1, revision: s.revision });
             }
         }

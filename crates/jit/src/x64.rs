@@ -804,7 +804,6 @@ impl Gen<'_> {
     /// and computes the value pointer or NULL. Only r0 changes.
     fn array_lookup(&mut self, pc: usize, func: usize, tramp: usize, l: ArrayLookup) {
         let (slow, done, null) = (self.label(), self.label(), self.label());
-        let budget = self.fail(pc, ST_BUDGET);
         let (s, lim) = (region_start(0), region_lim(0, 4, false));
         dynasm!(self.a
             ; .arch x64
@@ -814,9 +813,7 @@ impl Gen<'_> {
             ; cmp r10, [r12 + lim]
             ; jae =>slow
         );
-        if !self.terminates {
-            dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>budget);
-        }
+        self.charge_budget(pc);
         dynasm!(self.a
             ; .arch x64
             ; mov r11d, DWORD [rdx]
@@ -856,7 +853,6 @@ impl Gen<'_> {
     /// r0 changes.
     fn direct_lookup(&mut self, pc: usize, func: usize, tramp: usize, l: &DirectLookup) {
         let (slow, done, ok) = (self.label(), self.label(), self.label());
-        let budget = self.fail(pc, ST_BUDGET);
         let obj = std::sync::Arc::as_ptr(&l.obj) as *const () as usize;
         // The key (r2 = rdx): key_size readable bytes of the stack (slot 0)
         // or of the packet (slot 2 for XDP).
@@ -879,9 +875,7 @@ impl Gen<'_> {
             }
         }
         dynasm!(self.a ; .arch x64 ; =>ok);
-        if !self.terminates {
-            dynasm!(self.a ; .arch x64 ; sub QWORD [r12 + C_BUDGET], 1 ; jz =>budget);
-        }
+        self.charge_budget(pc);
         let keep = self.keeps_args(LOOKUP_HELPER);
         if keep {
             dynasm!(self.a ; .arch x64 ; push rsi ; push rdx ; push rcx ; push r8 ; push r9 ; push r11);

@@ -130,23 +130,8 @@ fn slice_common(m: &mut Machine<'_>, a: [u64; 5], helper: &'static str, rdwr: bo
     if a[2] == 0 {
         return Ok(0);
     }
-    // Staged on the native stack: slices are constant-sized stack buffers.
-    let (mut small, mut big) = ([0u8; 512], Vec::new());
-    let tmp = if len as usize <= small.len() {
-        &mut small[..len as usize]
-    } else {
-        big.resize(len as usize, 0);
-        &mut big[..]
-    };
-    if e.buff.load_bytes(start as u32, tmp) != 0 {
-        return Ok(0);
-    }
-    let dst = m
-        .mem
-        .slice_mut(a[2], len as u64)
-        .ok_or_else(|| fault(m, helper, format!("buffer of {len} bytes at {:#x} is not writable", a[2])))?;
-    dst.copy_from_slice(tmp);
-    Ok(a[2])
+    let r = crate::helpers::load_bytes_into(m, helper, start as u32, a[2], len as usize)?;
+    Ok(if r == 0 { a[2] } else { 0 })
 }
 
 fn slice(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {

@@ -320,27 +320,58 @@ fn xdp_get_buff_len(m: &mut Machine<'_>, _a: [u64; 5]) -> Result<u64, VmError> {
 /// buffer never exceeds it); longer copies use the heap.
 const STAGE: usize = 512;
 
+/// A scratch buffer of `len` bytes for a copy between the packet and
+/// program memory: on the native stack up to [`STAGE`] bytes, on the heap
+/// beyond (no allocation per call for the usual sizes).
+struct Stage {
+    small: [u8; STAGE],
+    big: Vec<u8>,
+    len: usize,
+}
+
+impl Stage {
+    fn new(len: usize) -> Stage {
+        Stage { small: [0; STAGE], big: if len > STAGE { vec![0; len] } else { Vec::new() }, len }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        if self.len <= STAGE {
+            &mut self.small[..self.len]
+        } else {
+            &mut self.big
+        }
+    }
+}
+
+/// Copies `len` bytes of the packet at `offset` ([`crate::XdpBuff::load_bytes`]'s
+/// rules) into program memory at `dst`, and returns `load_bytes`'s result;
+/// nothing is written unless it is 0. A `dst` that is not writable program
+/// memory is a fault of `helper`.
+pub(crate) fn load_bytes_into(
+    m: &mut Machine<'_>,
+    helper: &'static str,
+    offset: u32,
+    dst: u64,
+    len: usize,
+) -> Result<i64, VmError> {
+    let mut stage = Stage::new(len);
+    let tmp = stage.bytes();
+    let r = env(m)?.buff.load_bytes(offset, tmp);
+    if r == 0 {
+        let out = m.mem.slice_mut(dst, len as u64).ok_or_else(|| {
+            fault(m, helper, format!("buffer of {len} bytes at {dst:#x} is not writable program memory"))
+        })?;
+        out.copy_from_slice(tmp);
+    }
+    Ok(r)
+}
+
 fn xdp_load_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
     let len = a[3] as u32 as usize;
     if len > 0xffff {
         return Ok(EFAULT);
     }
-    let (mut small, mut big) = ([0u8; STAGE], Vec::new());
-    let tmp = if len <= STAGE {
-        &mut small[..len]
-    } else {
-        big.resize(len, 0);
-        &mut big[..]
-    };
-    let r = env(m)?.buff.load_bytes(a[1] as u32, tmp);
-    if r == 0 {
-        let dst = m
-            .mem
-            .slice_mut(a[2], len as u64)
-            .ok_or_else(|| fault(m, "xdp_load_bytes", "buffer is not writable program memory"))?;
-        dst.copy_from_slice(tmp);
-    }
-    Ok(r as u64)
+    Ok(load_bytes_into(m, "xdp_load_bytes", a[1] as u32, a[2], len)? as u64)
 }
 
 fn xdp_store_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
@@ -349,16 +380,9 @@ fn xdp_store_bytes(m: &mut Machine<'_>, a: [u64; 5]) -> Result<u64, VmError> {
         return Ok(EFAULT);
     }
     // A copy first: the source may lie in the packet itself.
-    let (mut small, big);
-    let src: &[u8] = if len <= STAGE {
-        let b = mem(m, "xdp_store_bytes", a[2], len)?;
-        small = [0u8; STAGE];
-        small[..len].copy_from_slice(b);
-        &small[..len]
-    } else {
-        big = read_mem(m, "xdp_store_bytes", a[2], len)?;
-        &big
-    };
+    let mut stage = Stage::new(len);
+    let src = stage.bytes();
+    src.copy_from_slice(mem(m, "xdp_store_bytes", a[2], len)?);
     Ok(env(m)?.buff.store_bytes(a[1] as u32, src) as u64)
 }
 

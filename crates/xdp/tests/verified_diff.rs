@@ -65,21 +65,27 @@ fn jit_with_verifier_facts_matches_the_interpreter() {
     assert!(stats.compared > 0 && stats.runs > 0 && stats.proven > 0, "{stats:?}");
 }
 
-/// `r5 = data + 9` checked against `data_end`, spilled to `r10 + slot`;
-/// then `clobber`, a fill into r3 and a 4-byte store at `r3 - 5` (in
-/// bounds only if r3 still is the checked pointer). Returns the program
-/// and the index of that store.
-fn spill_clobber_fill(slot: i32, clobber: &[Insn]) -> (Vec<Insn>, usize) {
-    let mut p = vec![
+/// `r6 = ctx`, `r7 = data`, `r8 = data_end`, `r0 = XDP_PASS`, `r5 = data +
+/// 9` and a jump over `skip` instructions when `r5 > data_end` (slots 0-6).
+fn checked_data_plus_9(skip: i16) -> Vec<Insn> {
+    vec![
         alux(ALU64, MOV, CTX, 1),
         ldx(4, 7, CTX, 0),
         ldx(4, 8, CTX, 4),
         alu(ALU64, MOV, 0, 2),
         alux(ALU64, MOV, 5, 7),
         alu(ALU64, ADD, 5, 9),
-        Insn::new(JMP | JGT | X, 5, 8, 0, 0),
-        stx(8, FP, 5, slot),
-    ];
+        Insn::new(JMP | JGT | X, 5, 8, skip, 0),
+    ]
+}
+
+/// `r5 = data + 9` checked against `data_end`, spilled to `r10 + slot`;
+/// then `clobber`, a fill into r3 and a 4-byte store at `r3 - 5` (in
+/// bounds only if r3 still is the checked pointer). Returns the program
+/// and the index of that store.
+fn spill_clobber_fill(slot: i32, clobber: &[Insn]) -> (Vec<Insn>, usize) {
+    let mut p = checked_data_plus_9(0);
+    p.push(stx(8, FP, 5, slot));
     p.extend_from_slice(clobber);
     p.push(ldx(8, 3, FP, slot));
     let store = p.len();
@@ -210,14 +216,8 @@ fn permissive_misaligned_store_over_spilled_constant_matches_the_interpreter() {
 /// the caller then fills and stores through with the store proven.
 #[test]
 fn permissive_callee_write_above_its_frame_clobbers_caller_spill() {
-    let mut p = vec![
-        alux(ALU64, MOV, CTX, 1),
-        ldx(4, 7, CTX, 0),
-        ldx(4, 8, CTX, 4),
-        alu(ALU64, MOV, 0, 2),
-        alux(ALU64, MOV, 5, 7),
-        alu(ALU64, ADD, 5, 9),
-        Insn::new(JMP | JGT | X, 5, 8, 6, 0), // -> 13
+    let mut p = checked_data_plus_9(6); // -> 13
+    p.extend([
         stx(8, FP, 5, -504),
         Insn::new(gen::CALL, 0, 1, 0, 5), // -> 14
         ldx(8, 3, FP, -504),
@@ -229,8 +229,7 @@ fn permissive_callee_write_above_its_frame_clobbers_caller_spill() {
         st(8, FP, 8, 1),
         alu(ALU64, MOV, 0, 0),
         Insn::new(EXIT, 0, 0, 0, 0),
-    ];
-    p[6].off = 6;
+    ]);
     for mode in [Mode::Strict, Mode::Permissive] {
         if let Ok(f) = uxdp_verifier::verify(&VerifyInput::new(&p, ProgType::Xdp, &[]).mode(mode)) {
             assert!(!f.proven[10], "{mode:?}: instruction 10 proven through a clobbered spill\n{}", gen::listing(&p));
